@@ -1,0 +1,93 @@
+"""The CLI contract scripts rely on."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from vizvi.cli import main
+
+
+def _vizvi(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "vizvi", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_run_writes_the_json_schema(tmp_path):
+    out, csv_path, tb = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "tb"
+    proc = _vizvi("run", "--model", "poisson-gamma", "--family", "gamma", "--parameterization", "exp",
+                  "--init", "concentration=2,rate=0.5", "--estimator", "stl", "--samples", "8", "--optimizer", "natural",
+                  "--lr", "0.2", "--steps", "400", "--seed", "3", "--variance-every", "25", "--replicates", "12",
+                  "--json", str(out), "--csv", str(csv_path), "--tensorboard", str(tb), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(out.read_text())
+    for key in ("config", "status", "steps", "elapsed_s", "steps_per_s", "final", "exact", "stalled", "diagnosis", "history"):
+        assert key in r
+    c = r["config"]
+    assert (c["model"], c["family"], c["parameterization"], c["estimator"], c["samples"], c["optimizer"], c["lr"], c["steps"],
+            c["seed"], c["variance_every"], c["replicates"], c["schedule"], c["n"]) == (
+        "poisson-gamma", "gamma", "exp", "stl", 8, "natural", 0.2, 400, 3, 25, 12, "constant", 1000)
+    assert r["status"] == "finished" and r["steps"] == 400
+    assert set(r["final"]) >= {"elbo", "params", "kl_to_exact"}
+    assert set(r["final"]["params"]) == {"concentration", "rate"}
+    assert r["final"]["kl_to_exact"] < 0.05
+    assert set(r["exact"]) >= {"params", "log_evidence"}
+    assert r["exact"]["params"]["concentration"] > 1000
+    h = r["history"]
+    assert len(h["step"]) == len(h["elbo"]) == 400
+    for group in ("params", "grads", "grad_variance", "grad_snr"):
+        assert set(h[group]) == {"concentration", "rate"}
+    assert len(h["grad_variance"]["rate"]) == len(h["variance_step"]) == 16
+    # exp parameterization: params = exp(unconstrained), at every recorded step.
+    import math
+
+    assert all(abs(math.exp(u) - p) <= 1e-9 * p for u, p in zip(h["unconstrained"]["rate"], h["params"]["rate"]))
+    assert isinstance(r["diagnosis"]["rate"], str) and isinstance(r["stalled"], list)
+    assert csv_path.read_text().startswith("step,elbo,")
+    assert any(tb.iterdir())
+
+
+def test_exact_is_null_without_a_closed_form(tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["run", "--model", "banana", "--steps", "50", "--json", str(out), "--quiet"]) == 0
+    r = json.loads(out.read_text())
+    assert r["exact"] is None and r["final"]["kl_to_exact"] is None
+    assert r["reference"]["kind"] == "grid"
+
+
+@pytest.mark.parametrize(
+    "args, argument",
+    [
+        (["--lr", "abc"], "--lr"),
+        (["--lr", "0"], "--lr"),
+        (["--family", "normal"], "--family"),
+        (["--model", "nope"], "--model"),
+        (["--samples", "-3"], "--samples"),
+        (["--estimator", "score-baseline", "--samples", "1"], "--samples"),
+        (["--init", "rate=-1"], "--init"),
+        (["--data", "/nonexistent.csv"], "--data"),
+        (["--bogus", "1"], "--bogus"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(tmp_path, args, argument):
+    proc = _vizvi("run", "--json", str(tmp_path / "x.json"), "--steps", "5", *args)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert argument in lines[0]
+
+
+def test_csv_data_file(tmp_path):
+    data = tmp_path / "counts.csv"
+    data.write_text("count\n" + "\n".join(str(v) for v in [3, 5, 4, 6, 2] * 20))
+    out = tmp_path / "r.json"
+    assert main(["run", "--data", str(data), "--steps", "50", "--json", str(out), "--quiet"]) == 0
+    r = json.loads(out.read_text())
+    assert r["data"]["n"] == 100 and r["exact"]["params"]["concentration"] == 2 + 400
+
+
+def test_list_names_every_choice(capsys):
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    for word in ("poisson-gamma", "banana", "full-rank-normal", "score-baseline", "natural", "identity"):
+        assert word in text

@@ -1,0 +1,59 @@
+"""Stall and divergence diagnosis: the seed-000 story, told by the tool."""
+
+from vizvi.engine import Run, RunConfig
+
+
+def test_gamma_concentration_stall_is_detected_with_a_suggestion():
+    # The seed article's set-up: Adam on a Gamma q, softplus parameterization, concentration
+    # starting small. The concentration barely moves while its gradient keeps pointing up.
+    run = Run(RunConfig(model="poisson-gamma", family="gamma", optimizer="adam", lr=0.01,
+                        init="concentration=0.1,rate=1", steps=3000)).run()
+    verdicts = run.diagnose()
+    c = verdicts["concentration"]
+    assert c["status"] == "stalled (step-limited)"
+    assert "pointed up" in c["text"] and "optimum" in c["text"]
+    assert c["suggestion"]["config"]["optimizer"] == "natural"
+    assert "concentration" in run.record()["stalled"]
+
+
+def test_following_the_suggestion_fixes_the_stall():
+    stalled = Run(RunConfig(model="poisson-gamma", optimizer="adam", steps=2000)).run()
+    suggestion = stalled.diagnose()["concentration"]["suggestion"]["config"]
+    config = RunConfig(**{**stalled.config.to_dict(), **suggestion})
+    fixed = Run(config).run()
+    verdicts = fixed.diagnose()
+    assert all(v["status"] == "converged" for v in verdicts.values()), verdicts
+    assert fixed.record()["stalled"] == []
+
+
+def test_good_configurations_are_not_flagged():
+    for config in (
+        RunConfig(model="normal-mean", optimizer="adam", steps=3000),
+        RunConfig(model="beta-bernoulli", optimizer="natural", steps=1000),
+        RunConfig(model="correlated-gaussian", family="full-rank-normal", optimizer="adam", lr=0.02, steps=3000),
+        RunConfig(model="banana", family="full-rank-normal", optimizer="adam", lr=0.02, steps=3000),
+    ):
+        run = Run(config).run()
+        assert run.record()["stalled"] == [], (config, run.diagnose())
+
+
+def test_noise_limited_stall_with_the_score_estimator():
+    run = Run(RunConfig(model="poisson-gamma", family="gamma", estimator="score", optimizer="adam", lr=0.05,
+                        init="prior", steps=3000, variance_every=20)).run()
+    verdicts = run.diagnose()
+    c = verdicts["concentration"]
+    assert c["status"] == "stalled (noise-limited)", verdicts
+    assert "signal-to-noise" in c["text"]
+    assert c["suggestion"]["config"] == {"estimator": "pathwise"}
+
+
+def test_a_parameter_tracking_the_bottleneck_is_not_blamed():
+    run = Run(RunConfig(model="poisson-gamma", estimator="pathwise", optimizer="adam", init="prior", steps=3000)).run()
+    verdicts = run.diagnose()
+    assert verdicts["concentration"]["status"] == "stalled (step-limited)"
+    assert verdicts["rate"]["status"] == "converging" and "follows concentration" in verdicts["rate"]["text"]
+
+
+def test_too_early_to_judge():
+    run = Run(RunConfig(model="normal-mean", steps=20)).run()
+    assert {v["status"] for v in run.diagnose().values()} == {"warming up"}

@@ -1,0 +1,46 @@
+"""vizvi: gradient-based variational inference you can watch while it runs.
+
+The package is everything testable without a browser: targets (``models``), variational
+families (``families``), constrained <-> unconstrained maps (``parameterizations``), gradient
+estimators (``estimators``), update rules (``optimizers``), the compiled training core and the
+``Run`` (``engine``), diagnostics, bounded history and the CLI.
+"""
+
+import os as _os
+
+# TensorFlow's C++ start-up chatter (CUDA plugin registration on a machine without a GPU) is
+# noise for a CLI and a dashboard; real errors still surface as Python exceptions.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with file descriptor 2 silenced for the duration of the import.
+
+    On a machine without a GPU, TensorFlow's CUDA plugins log "Unable to register cuDNN/cuBLAS
+    factory" straight to fd 2 before absl logging is initialised, ignoring TF_CPP_MIN_LOG_LEVEL.
+    The CLI promises one line on a bad argument, so those lines must not reach stderr. An import
+    failure still raises (its traceback is printed after fd 2 is restored).
+    """
+    import sys
+
+    if "tensorflow" in sys.modules or _os.environ.get("VIZVI_TF_VERBOSE"):
+        return
+    try:
+        saved = _os.dup(2)
+    except OSError:  # no usable fd 2 (unusual embedding): import normally
+        import tensorflow  # noqa: F401
+        return
+    devnull = _os.open(_os.devnull, _os.O_WRONLY)
+    try:
+        _os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        _os.dup2(saved, 2)
+        _os.close(saved)
+        _os.close(devnull)
+
+
+_import_tensorflow_quietly()
+
+__version__ = "0.1.0"

@@ -1,0 +1,7 @@
+"""``python -m vizvi``."""
+
+import sys
+
+from vizvi.cli import main
+
+sys.exit(main())

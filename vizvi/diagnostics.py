@@ -1,0 +1,173 @@
+"""Stall and divergence diagnosis from a run's telemetry.
+
+Each variational parameter is classified from its most recent full-resolution steps:
+
+- ``converged``: at the known optimum (within 5%), or, where no optimum is known, its gradient
+  has no significant mean lately and the parameter holds still;
+- ``stalled (step-limited)``: its gradient keeps one sign window after window, significantly,
+  while the parameter moves too little to arrive soon: the optimizer's step is the bottleneck
+  (the seed-000 story: a Gamma concentration that barely moves);
+- ``stalled (noise-limited)``: it is far from its optimum (or, with no known optimum, wanders
+  while the signal-to-noise ratio of its gradient estimate is near zero) and no recent window
+  shows a reliable gradient direction: the estimator's noise drowns the signal. A parameter that
+  merely tracks a step-limited one (its gradient is near zero given the others) is reported as
+  ``converging`` and names the bottleneck instead;
+- ``converging``: none of these; progress is being made;
+- ``diverged``: the run stopped on a non-finite value in this parameter;
+- ``warming up``: too few steps to judge.
+
+Each verdict carries a one-line explanation and, for stalls, a concrete suggestion: a change
+of settings that a fresh run can apply.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from vizvi.parameterizations import Constraint
+
+WINDOW = 1000  # steps looked at
+MIN_STEPS = 100  # fewer than this: too early to judge
+SUBWINDOWS = 5
+SIGNIFICANT_SE = 3.0  # a window's mean gradient is significant beyond this many standard errors
+NOISE_SNR = 0.1  # single-estimate SNR below this is "near zero"
+AT_OPTIMUM = 0.05  # relative distance counted as at the optimum
+STEP_LIMITED_RELATIVE_CHANGE = 0.5  # moved less than this (relative) over the window
+ETA_FACTOR = 5  # step-limited if arriving would take more than this many windows
+
+
+def _window_stats(x: np.ndarray, parts: int):
+    chunks = np.array_split(x, parts)
+    means = np.array([c.mean() for c in chunks])
+    ses = np.array([c.std(ddof=1) / np.sqrt(len(c)) if len(c) > 1 else np.inf for c in chunks])
+    return means, ses
+
+
+def _suggest_step_limited(run, name: str, constraint: Constraint) -> dict:
+    c = run.config
+    if c.optimizer != "natural":
+        return {
+            "text": "switch the optimizer to natural: natural-gradient steps are scaled by the geometry of q, so a "
+                    "parameter that needs to grow a hundredfold gets there in a few steps",
+            "config": {"optimizer": "natural", "lr": None},
+        }
+    if constraint is Constraint.POSITIVE and c.parameterization != "exp":
+        return {"text": "use the exp parameterization: steps in log space change the parameter by a fixed factor",
+                "config": {"parameterization": "exp"}}
+    if c.init not in ("prior",):
+        return {"text": "initialise from the prior (init = prior) to start nearer the posterior", "config": {"init": "prior"}}
+    return {"text": f"raise the learning rate (now {c.lr:g})", "config": {"lr": c.lr * 5}}
+
+
+def _suggest_noise_limited(run) -> dict:
+    c = run.config
+    if c.estimator in ("score", "score-baseline"):
+        return {"text": "switch the estimator to pathwise (reparameterization): far lower variance for this family",
+                "config": {"estimator": "pathwise"}}
+    if c.estimator == "pathwise":
+        return {"text": "switch the estimator to stl (sticking the landing): its variance vanishes as q approaches the posterior",
+                "config": {"estimator": "stl"}}
+    if c.samples < 256:
+        return {"text": f"use more samples per step (now {c.samples}): variance falls as 1/samples",
+                "config": {"samples": min(c.samples * 4, 4096)}}
+    return {"text": "use the robbins-monro schedule to average the noise out", "config": {"schedule": "robbins-monro"}}
+
+
+def _verdict(status: str, text: str, suggestion: Optional[dict] = None) -> dict:
+    return {"status": status, "text": text, "suggestion": suggestion}
+
+
+def diagnose(run) -> dict:
+    """Per-parameter verdicts ``{name: {"status", "text", "suggestion"}}`` for a Run."""
+    names = run.family.param_names
+    out = {}
+    if run.status == "diverged" and run.divergence:
+        d = run.divergence
+        for n in names:
+            if d["parameter"] in (None, n):
+                out[n] = _verdict("diverged", d["message"], {"text": "lower the learning rate tenfold", "config": {"lr": run.config.lr / 10}})
+    rec = run.history.steps.recent()
+    steps_seen = len(rec["step"]) if rec else 0
+    if steps_seen < MIN_STEPS:
+        for n in names:
+            out.setdefault(n, _verdict("warming up", f"{n}: too few steps to judge ({steps_seen} < {MIN_STEPS})"))
+        return out
+    w = min(WINDOW, steps_seen)
+    grad, theta = rec["grad"][-w:], rec["theta"][-w:]
+    var = run.history.variance.recent()
+    var_steps = var.get("step", np.zeros(0))
+    recent_var = var_steps >= rec["step"][-w] if len(var_steps) else np.zeros(0, bool)
+    optimum = run.optimum
+    pending = {}
+    for i, (n, constraint) in enumerate(zip(names, run.family.constraints)):
+        if n in out:
+            continue
+        g_means, g_ses = _window_stats(grad[:, i], SUBWINDOWS)
+        significant = np.abs(g_means) > SIGNIFICANT_SE * g_ses
+        consistent = bool(significant.all() and (np.all(g_means > 0) or np.all(g_means < 0)))
+        t_means, _ = _window_stats(theta[:, i], SUBWINDOWS)
+        t_start, t_end = t_means[0], t_means[-1]
+        floor = 1e-8 if constraint is Constraint.POSITIVE else 0.1
+        scale = max(abs(t_start), abs(t_end), floor)
+        rel_change = abs(t_end - t_start) / scale
+        rel_spread = (theta[:, i].max() - theta[:, i].min()) / scale
+        snr = var["grad_snr"][recent_var, i] if recent_var.any() else np.zeros(0)
+        snr = snr[np.isfinite(snr)]
+        snr_med = float(np.median(snr)) if len(snr) else None
+        snr_text = f"{snr_med:.2g}" if snr_med is not None else "not measured"
+        pace = abs(t_end - t_start) / max(w * (SUBWINDOWS - 1) / SUBWINDOWS, 1)
+        direction = "up" if g_means[-1] > 0 else "down"
+        if optimum is not None:
+            target = optimum[i]
+            gap = abs(t_end - target)
+            if gap <= AT_OPTIMUM * max(abs(target), floor):
+                out[n] = _verdict("converged", f"{n} = {t_end:.4g} is within {AT_OPTIMUM:.0%} of its optimum {target:.4g}")
+                continue
+            eta = gap / pace if pace > 0 else np.inf
+            slow = eta > ETA_FACTOR * w
+            where = f"; at this pace it needs about {eta:,.0f} more steps to reach its optimum {target:.4g}" if np.isfinite(eta) else \
+                f"; its optimum is {target:.4g}"
+        else:
+            slow = rel_change < STEP_LIMITED_RELATIVE_CHANGE
+            where = ""
+        if consistent and slow:
+            out[n] = _verdict(
+                "stalled (step-limited)",
+                f"{n} is step-limited: its gradient has pointed {direction} in every one of the last {SUBWINDOWS} windows "
+                f"({w} steps) yet it moved only {rel_change:.1%} (now {t_end:.4g}){where}. The optimizer's step is the bottleneck.",
+                _suggest_step_limited(run, n, constraint),
+            )
+            continue
+        quiet = not significant[-2:].any()
+        noisy_without_optimum = optimum is None and snr_med is not None and snr_med < NOISE_SNR and rel_spread > 0.1
+        if slow and quiet and (optimum is not None or noisy_without_optimum):
+            # Far from where it should be, yet no window shows a reliable direction: noise
+            # drowns the signal, unless it merely follows a step-limited parameter (second pass).
+            pending[n] = (t_end, snr_text, where, rel_change, w)
+        elif optimum is None and quiet and rel_spread <= 0.1:
+            out[n] = _verdict("converged", f"{n} = {t_end:.4g} holds still and its gradient has no significant mean")
+        else:
+            out[n] = _verdict("converging", f"{n} = {t_end:.4g} is still moving ({rel_change:.1%} over the last {w} steps)")
+    bottlenecks = [n for n, v in out.items() if v["status"] == "stalled (step-limited)"]
+    for n, (t_end, snr_text, where, rel_change, w) in pending.items():
+        if bottlenecks:
+            out[n] = _verdict(
+                "converging",
+                f"{n} = {t_end:.4g} follows {', '.join(bottlenecks)}: its own gradient is near zero given the others, "
+                f"so it moves only as fast as the bottleneck ({rel_change:.1%} over the last {w} steps)",
+            )
+        else:
+            out[n] = _verdict(
+                "stalled (noise-limited)",
+                f"{n} is noise-limited: no window of the last {w} steps shows a reliable gradient direction "
+                f"(single-estimate signal-to-noise {snr_text}), so its steps are mostly noise (now {t_end:.4g}){where}.",
+                _suggest_noise_limited(run),
+            )
+    return {n: out[n] for n in names}
+
+
+def stalled(run) -> list:
+    """Names of the stalled parameters."""
+    return [n for n, d in diagnose(run).items() if d["status"].startswith("stalled")]

@@ -71,7 +71,7 @@ def test_every_model_runs_compiled(model):
     s = run.history.series()
     assert len(s["step"]) == 300 and np.all(np.isfinite(s["elbo"])) and np.all(np.isfinite(s["theta"]))
     v = run.history.variance_series()
-    assert list(v["step"]) == [1, 51, 101, 151, 201, 251]
+    assert list(v["step"]) == [1, 101, 201]
     # SNR telemetry is |mean| / sd of the single-estimate gradient, from the same replicates.
     assert np.all(v["grad_variance"] > 0) and np.all(np.isfinite(v["grad_snr"]))
     # ELBO estimates approach the exact or grid log evidence from below.

@@ -68,7 +68,7 @@ class RunConfig:
     seed: int = 0
     n: Optional[int] = None
     data: Optional[str] = None
-    variance_every: int = 50
+    variance_every: int = 100
     replicates: int = 16
 
     def filled(self, model: Model) -> "RunConfig":
@@ -355,6 +355,7 @@ class Run:
         self.divergence: Optional[dict] = None
         self.compute_s = 0.0
         self.compile_s = 0.0
+        self.settings_version = 0
         self.kl_kind = "analytic" if _kl_fn(self.model, self.family) is not None else (
             "log evidence - ELBO estimate" if self.reference.kind == "exact" else None)
 
@@ -381,7 +382,7 @@ class Run:
         """Change numeric settings mid-run (lr, schedule, estimator, optimizer, samples,
         variance_every, replicates); applies from the next step and returns the events recorded.
         Structural settings (model, family, parameterization, data) need a new Run."""
-        allowed = {"lr", "schedule", "estimator", "optimizer", "samples", "variance_every", "replicates"}
+        allowed = {"lr", "schedule", "estimator", "optimizer", "samples", "variance_every", "replicates", "steps"}
         unknown = set(changes) - allowed
         if unknown:
             raise ConfigError(sorted(unknown)[0], "this setting changes the run's structure; reset the run to change it")
@@ -404,6 +405,7 @@ class Run:
         if new.optimizer != old_optimizer:
             self.state = self.state._replace(opt_state=optimizer.init(self.state.u))
         self.events.extend(events)
+        self.settings_version += 1
         return events
 
     # -- running --------------------------------------------------------------------------
@@ -427,28 +429,43 @@ class Run:
         self.compile_s += dt
         return dt
 
-    def advance(self, num_steps: int) -> int:
-        """Run up to ``num_steps`` more steps; returns how many were completed."""
-        if self.status == "diverged":
-            return 0
-        done = 0
-        self.status = "running"
-        while done < num_steps:
-            k = min(CHUNK_STEPS, num_steps - done)
-            t0 = time.perf_counter()
-            state, tel, info = self._call(k)
-            count = int(info.count.numpy())
-            self.compute_s += time.perf_counter() - t0
-            self.state = state
-            if count:
-                self.history.append({f: getattr(tel, f).numpy()[:count] for f in Telemetry._fields})
-            done += count
-            what = int(info.diverged_what.numpy())
-            if what:
-                self._diverge(what, int(info.diverged_index.numpy()), float(info.diverged_value.numpy()))
-                break
-        if self.status == "running" and self.step >= self.config.steps:
+    def compute_chunk(self, num_steps: int):
+        """Run up to ``min(num_steps, CHUNK_STEPS)`` steps from the current state without
+        changing the Run; returns the pending result for ``commit_chunk``. (A trainer thread
+        computes outside its lock and commits under it.)"""
+        version = self.settings_version
+        t0 = time.perf_counter()
+        out = self._call(min(CHUNK_STEPS, num_steps))
+        count = int(out[2].count.numpy())
+        return version, out, count, time.perf_counter() - t0
+
+    def commit_chunk(self, pending) -> int:
+        """Apply a computed chunk; returns the steps taken (0 if settings changed meanwhile)."""
+        version, (state, tel, info), count, seconds = pending
+        if version != self.settings_version:
+            return 0  # computed under settings that have since changed: drop it
+        self.compute_s += seconds
+        self.state = state
+        if count:
+            self.history.append({f: getattr(tel, f).numpy()[:count] for f in Telemetry._fields})
+        what = int(info.diverged_what.numpy())
+        if what:
+            self._diverge(what, int(info.diverged_index.numpy()), float(info.diverged_value.numpy()))
+        elif self.step >= self.config.steps:
             self.status = "finished"
+        else:
+            self.status = "running"
+        return count
+
+    def advance(self, num_steps: int) -> int:
+        """Run up to ``num_steps`` more steps (never past ``config.steps``); returns how many."""
+        done = 0
+        while done < num_steps and self.status not in ("diverged", "finished"):
+            want = min(num_steps - done, self.config.steps - self.step)
+            if want <= 0:
+                self.status = "finished"
+                break
+            done += self.commit_chunk(self.compute_chunk(want))
         return done
 
     def _diverge(self, what: int, index: int, value: float):
@@ -469,12 +486,10 @@ class Run:
     def run(self, progress=None) -> "Run":
         """Run to ``config.steps`` (or divergence); ``progress(run)`` is called after each chunk."""
         self.compile()
-        while self.status not in ("diverged", "finished") and self.step < self.config.steps:
-            self.advance(min(CHUNK_STEPS * 8, self.config.steps - self.step))
+        while self.status not in ("diverged", "finished"):
+            self.advance(CHUNK_STEPS * 8)
             if progress:
                 progress(self)
-        if self.status != "diverged":
-            self.status = "finished"
         return self
 
     # -- results --------------------------------------------------------------------------

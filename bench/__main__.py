@@ -1,0 +1,28 @@
+"""``python -m bench``: every benchmark, figures printed and written to bench/results.json."""
+
+import json
+import sys
+from pathlib import Path
+
+from bench import engine
+
+
+def main() -> int:
+    """Run the benchmarks in one process and print their figures as ratios."""
+    results = {"engine": engine.main()}
+    print(engine.report(results["engine"]))
+    try:
+        from bench import dashboard
+    except ImportError:
+        dashboard = None
+    if dashboard is not None:
+        results["dashboard"] = dashboard.main()
+        print(dashboard.report(results["dashboard"]))
+    out = Path(__file__).with_name("results.json")
+    out.write_text(json.dumps(results, indent=1))
+    print(f"figures written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

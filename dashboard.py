@@ -1,0 +1,18 @@
+"""vizvi dashboard entry: page config, the frame every page shares, and the router."""
+
+import streamlit as st
+
+import vizvi  # noqa: F401  (imports TensorFlow quietly, once, before any page)
+from vizvi import ui
+
+ui.keep_tensorflow_state_across_reruns()
+
+st.set_page_config(page_title="vizvi: watch variational inference", page_icon="📈", layout="wide",
+                   initial_sidebar_state="expanded")
+
+pages = [
+    st.Page("pages/run.py", title="Run", icon="▶️", default=True),
+    st.Page("pages/guide.py", title="Guide", icon="📖"),
+]
+st.navigation(pages).run()
+st.caption("vizvi: gradient-based variational inference, made visible · TensorFlow Probability + Streamlit + Plotly")

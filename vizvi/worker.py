@@ -1,0 +1,265 @@
+"""A background trainer: one thread per live run, so the UI never trains in its own script.
+
+Streamlit reruns the page script to update it; training inside that script would block the
+reruns (and the Pause button). Instead a ``Trainer`` owns the ``Run`` in a daemon thread that
+advances it chunk by chunk while ``running`` and the UI's fragment only takes ``snapshot()``s.
+The thread never calls Streamlit. A lock makes every read of the run consistent; the thread
+computes a chunk outside it and holds it only to commit the result, so a snapshot never waits
+for XLA. A chunk computed while the user changed a setting is dropped (``Run.commit_chunk``).
+
+Faults stop cleanly: a diverged run pauses itself; an exception in the thread is kept and
+shown, never lost; an abandoned session's thread pauses after ``IDLE_PAUSE_S`` without a
+snapshot, and ``close()`` ends it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from vizvi.engine import CHUNK_STEPS, Run
+from vizvi.parameterizations import DTYPE
+
+IDLE_PAUSE_S = 120.0
+MAX_SPEED = 0  # steps_per_update value meaning "as fast as the machine goes"
+TICK_S = 0.12  # pacing interval for a finite speed (about the chart update period)
+
+
+@dataclasses.dataclass
+class Snapshot:
+    """A consistent copy of everything the charts and banners read."""
+
+    step: int
+    status: str  # ready | compiling | running | paused | finished | diverged | error
+    config: dict
+    names: tuple
+    series: dict
+    variance: dict
+    params: dict
+    optimum: Optional[np.ndarray]
+    reference: object
+    events: list
+    divergence: Optional[dict]
+    diagnosis: dict
+    density: dict
+    steps_per_s: Optional[float]
+    compile_s: float
+    error: Optional[str]
+    kl_kind: Optional[str]
+    model_title: str
+    dim: int
+
+
+def density_data(run: Run, points: int = 300, grid: int = 70) -> dict:
+    """q's density and the exact (or grid reference) posterior density on a shared grid."""
+    theta = tf.constant(run.theta, DTYPE)
+    q = run.family.build(theta)
+    ref = run.reference
+    post = run.model.exact_posterior(run.data)
+    if run.family.dim == 1:
+        q_mean, q_sd = float(q.mean()), float(q.stddev())
+        centres = [(q_mean, q_sd), (float(ref.mean[0]), float(np.sqrt(ref.cov[0, 0])))]
+        lo = min(c - 5 * s for c, s in centres)
+        hi = max(c + 5 * s for c, s in centres)
+        support = run.model.support.value
+        if support in ("positive", "unit"):
+            lo = max(lo, 1e-9)
+        if support == "unit":
+            hi = min(hi, 1 - 1e-9)
+        z = np.linspace(lo, hi, points)
+        zt = tf.constant(z, DTYPE)
+        out = {"kind": "1d", "z": z, "q": q.prob(zt).numpy(), "latent": run.model.latent_name}
+        out["exact"] = post.prob(zt).numpy() if post is not None else None
+        return out
+    q_mean = q.mean().numpy()
+    q_sd = np.sqrt(np.diag(q.covariance().numpy()))
+    r_sd = np.sqrt(np.diag(ref.cov))
+    lo = np.minimum(q_mean - 4 * q_sd, ref.mean - 4 * r_sd)
+    hi = np.maximum(q_mean + 4 * q_sd, ref.mean + 4 * r_sd)
+    xs, ys = np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid)
+    X, Y = np.meshgrid(xs, ys)  # rows follow y, as Plotly's contour z expects
+    pts = tf.constant(np.stack([X.ravel(), Y.ravel()], -1), DTYPE)
+    qd = q.prob(pts).numpy().reshape(X.shape)
+    if post is not None:
+        ed = post.prob(pts).numpy().reshape(X.shape)
+    else:
+        ed = np.exp(run.model.log_joint(pts, run.data).numpy() - ref.log_evidence).reshape(X.shape)
+    return {"kind": "2d", "x": xs, "y": ys, "q": qd, "exact": ed, "exact_is_grid": post is None, "latent": run.model.latent_name}
+
+
+class Trainer:
+    """Runs one ``Run`` in a background thread, paced by ``steps_per_update``."""
+
+    def __init__(self, run: Run, steps_per_update: int = 200):
+        self.run = run
+        self.steps_per_update = steps_per_update
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._running = False
+        self._pending_steps = 0
+        self._closed = False
+        self._compiled = False
+        self._compiling = False
+        self.error: Optional[str] = None
+        self._last_seen = time.monotonic()
+        self._live_steps = 0
+        self._live_seconds = 0.0
+        self._thread = threading.Thread(target=self._loop, name="vizvi-trainer", daemon=True)
+        self._thread.start()
+
+    # -- commands (UI thread) -------------------------------------------------------------
+    def start(self) -> None:
+        """Train continuously until paused, finished or diverged."""
+        with self._lock:
+            if self.run.status in ("diverged", "finished") or self.error:
+                return
+            self._running = True
+            self._wake.notify_all()
+
+    def pause(self) -> None:
+        """Stop after the chunk in progress (at most one chunk: well under half a second)."""
+        with self._lock:
+            self._running = False
+            self._pending_steps = 0
+
+    def step(self, steps: Optional[int] = None) -> None:
+        """Advance one update's worth of steps (``steps_per_update``) while paused."""
+        with self._lock:
+            self._running = False
+            self._pending_steps += steps or self.steps_per_update or CHUNK_STEPS
+            self._wake.notify_all()
+
+    def update_settings(self, **changes) -> list:
+        """Change numeric settings; applies from the next step. Raises ConfigError, run intact."""
+        with self._lock:
+            return self.run.update_settings(**changes)
+
+    def set_speed(self, steps_per_update: int) -> None:
+        """Steps per update; ``MAX_SPEED`` (0) trains flat out."""
+        with self._lock:
+            self.steps_per_update = steps_per_update
+
+    def close(self) -> None:
+        """End the thread (the run object stays readable)."""
+        with self._lock:
+            self._closed = True
+            self._running = False
+            self._wake.notify_all()
+
+    @property
+    def running(self) -> bool:
+        """True while training continuously."""
+        with self._lock:
+            return self._running and self.error is None and self.run.status not in ("diverged", "finished")
+
+    @property
+    def busy(self) -> bool:
+        """True while compiling or with steps still to take (the UI should keep refreshing)."""
+        with self._lock:
+            return self.running or self._pending_steps > 0 or self._compiling
+
+    def live_steps_per_s(self) -> Optional[float]:
+        """Training throughput measured while live (steps over wall time spent training)."""
+        with self._lock:
+            return self._live_steps / self._live_seconds if self._live_seconds > 0 else None
+
+    # -- the thread -----------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._closed and not (self._running or self._pending_steps > 0):
+                    self._wake.wait(timeout=1.0)
+                if self._closed:
+                    return
+                if self._running and time.monotonic() - self._last_seen > IDLE_PAUSE_S:
+                    self._running = False  # nobody is watching: an abandoned tab
+                    continue
+                speed = self.steps_per_update
+                if self._pending_steps > 0:
+                    n = self._pending_steps
+                    self._pending_steps = 0
+                else:
+                    n = speed if speed != MAX_SPEED else CHUNK_STEPS
+                if not self._compiled:
+                    self._compiling = True
+            t0 = time.perf_counter()
+            try:
+                if not self._compiled:
+                    self.run.compile()  # reads nothing the UI changes; no lock
+                    with self._lock:
+                        self._compiled, self._compiling = True, False
+                    t0 = time.perf_counter()
+                with self._lock:
+                    n = min(n, self.run.config.steps - self.run.step)
+                if n > 0:
+                    pending = self.run.compute_chunk(n)
+                    with self._lock:
+                        done = self.run.commit_chunk(pending)
+                        self._live_steps += done
+                        self._live_seconds += time.perf_counter() - t0
+                        if not self._running and n > done:
+                            self._pending_steps += n - done  # rest of a Step longer than one chunk
+                with self._lock:
+                    if self.run.status in ("diverged", "finished") or self.run.step >= self.run.config.steps:
+                        if self.run.status == "running":
+                            self.run.status = "finished"
+                        self._running = False
+                        self._pending_steps = 0
+            except Exception as e:  # noqa: BLE001 - the thread must never die silently
+                self._fail(f"{type(e).__name__}: {e}")
+            if speed != MAX_SPEED:
+                # Pace a finite speed to about one chunk of `speed` steps per chart update.
+                elapsed = time.perf_counter() - t0
+                time.sleep(max(0.0, TICK_S - elapsed))
+
+    def _fail(self, message: str) -> None:
+        with self._lock:
+            self.error = message
+            self._running = False
+            self._compiling = False
+
+    # -- reading (UI thread) --------------------------------------------------------------
+    def status(self) -> str:
+        """ready | compiling | running | paused | finished | diverged | error."""
+        with self._lock:
+            if self.error:
+                return "error"
+            if self._compiling:
+                return "compiling"
+            if self.run.status in ("diverged", "finished"):
+                return self.run.status
+            if self._running:
+                return "running"
+            return "paused" if self.run.step > 0 else "ready"
+
+    def snapshot(self) -> Snapshot:
+        """A consistent copy of the run for drawing."""
+        with self._lock:
+            self._last_seen = time.monotonic()
+            run = self.run
+            return Snapshot(
+                step=run.step,
+                status=self.status(),
+                config=run.config.to_dict(),
+                names=run.family.param_names,
+                series=run.history.series(),
+                variance=run.history.variance_series(),
+                params=run.params(),
+                optimum=run.optimum,
+                reference=run.reference,
+                events=list(run.events),
+                divergence=run.divergence,
+                diagnosis=run.diagnose(),
+                density=density_data(run),
+                steps_per_s=self.live_steps_per_s(),
+                compile_s=run.compile_s,
+                error=self.error,
+                kl_kind=run.kl_kind,
+                model_title=run.model.title,
+                dim=run.family.dim,
+            )

@@ -1,5 +1,26 @@
 """Shared test set-up."""
 
 import os
+import signal
+
+import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+HARD_TIMEOUT_S = 300
+
+
+@pytest.fixture
+def hard_timeout():
+    """Abort a browser test (so its server and browser context managers clean up) if stuck."""
+
+    def _expired(signum, frame):
+        raise TimeoutError(f"browser test exceeded {HARD_TIMEOUT_S} s")
+
+    previous = signal.signal(signal.SIGALRM, _expired)
+    signal.alarm(HARD_TIMEOUT_S)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)

@@ -68,7 +68,7 @@ def _base_layout(title: str, key: str, height: int = 300) -> dict:
         "height": height,
         "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
         "legend": {"orientation": "h", "y": -0.18, "x": 0},
-        "hovermode": "x unified",
+        "hovermode": "closest",
         "xaxis": {"title": {"text": "step"}},
     }
 

@@ -529,7 +529,7 @@ def render_run_page() -> None:
         waiting = handle_setting_changes(trainer, errors)
         if waiting:
             st.info(f"Changed {waiting}: these change the run's structure; press **Reset** to start a run with them. "
-                    f"The current run continues unchanged.", icon="↺")
+                    f"The current run continues unchanged.", icon="🔄")
     if trainer is not None:
         trainer.set_speed(SPEEDS[str(ss.get(_w("speed"), "200"))])
         if action == "start":

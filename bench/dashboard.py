@@ -1,0 +1,101 @@
+"""The live dashboard in a real browser: update rate, bytes per update, throughput, Pause.
+
+Starts ``streamlit run dashboard.py``, opens it in Debian's Chromium (Playwright), presses
+Start at maximum speed on the reference problem and measures over a window:
+
+- chart updates per second (each chart's applied ``Plotly.react`` count) and the fraction of
+  20 ms samples in which every chart was visible;
+- websocket bytes received per chart update;
+- training throughput while live, as a ratio to the headless engine (``bench.engine``);
+- Pause latency: from the click to the last chart update.
+
+Goals (issue 3): >= 5 updates/s, all charts visible in >= 98% of samples, live throughput
+>= 50% of headless, Pause stops updates within 0.5 s.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from tests.browser_util import WebSocketMeter, chromium, sample_charts, streamlit_app, wait_for
+
+CHARTS = 5
+_WATCH_UPDATES_JS = """() => {
+  window.__lastUpdate = performance.now();
+  const obs = new MutationObserver(() => { window.__lastUpdate = performance.now(); });
+  document.querySelectorAll('[data-vizvi-chart]').forEach(
+    el => obs.observe(el, {attributes: true, attributeFilter: ['data-updates']}));
+}"""
+_CLICK_PAUSE_JS = """() => {
+  const b = [...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Pause');
+  window.__pauseAt = performance.now(); b.click(); return true;
+}"""
+
+
+def _step_count(page) -> int:
+    texts = page.locator("[data-testid='stMarkdownContainer']").all_inner_texts()
+    for t in texts:
+        m = re.search(r"step ([\d,]+)", t)
+        if m and ("running" in t or "paused" in t or "finished" in t):
+            return int(m.group(1).replace(",", ""))
+    return 0
+
+
+def main(seconds: float = 6.0) -> dict:
+    """Measure the live dashboard; returns the figures."""
+    from bench.engine import bench_engine
+
+    headless = bench_engine(100, 3.0)
+    with streamlit_app("dashboard.py", timeout=120) as server, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1500, "height": 1300})
+        meter = WebSocketMeter(page)
+        page.goto(f"http://127.0.0.1:{server.port}/?speed=max", timeout=90_000)
+        page.get_by_role("button", name="Start").click(timeout=90_000)
+        wait_for(page, f"() => [...document.querySelectorAll('[data-vizvi-chart]')].length >= {CHARTS} && "
+                       "[...document.querySelectorAll('[data-vizvi-chart]')].every(e => +e.dataset.updates > 3)",
+                 timeout_ms=120_000)
+        time.sleep(2.0)
+        steps0, t0 = _step_count(page), time.perf_counter()
+        bytes0, _ = meter.snapshot()
+        sample = sample_charts(page, expected=CHARTS, seconds=seconds)
+        bytes1, _ = meter.snapshot()
+        steps1, t1 = _step_count(page), time.perf_counter()
+        page.evaluate(_WATCH_UPDATES_JS)
+        page.evaluate(_CLICK_PAUSE_JS)
+        time.sleep(2.0)
+        pause_latency = page.evaluate("() => Math.max(0, window.__lastUpdate - window.__pauseAt) / 1000")
+    rates = sample.updates_per_second()
+    updates = sum(sample.updates.values()) / max(len(sample.updates), 1)
+    live = (steps1 - steps0) / (t1 - t0)
+    return {
+        "updates_per_s_min": min(rates.values()) if rates else 0.0,
+        "updates_per_s": rates,
+        "visible_fraction": sample.visible_fraction,
+        "frame_visible_fraction": sample.frame_visible_fraction,
+        "remounts": sample.remounts,
+        "bytes_per_update": (bytes1 - bytes0) / max(updates, 1),
+        "live_steps_per_s": live,
+        "headless_steps_per_s": headless,
+        "ratio_live_vs_headless": live / headless,
+        "pause_latency_s": pause_latency,
+    }
+
+
+def report(f: dict) -> str:
+    """Human-readable table with the goals."""
+    return "\n".join([
+        "live dashboard in Chromium (reference problem, speed max, 5 charts)",
+        f"  chart updates per second (slowest) {f['updates_per_s_min']:>8.1f}     (goal >= 5)",
+        f"  all charts visible (20 ms samples) {f['visible_fraction']:>8.1%}     (goal >= 98%)",
+        f"  all charts visible (every frame)   {f['frame_visible_fraction']:>8.1%}",
+        f"  bytes received per chart update    {f['bytes_per_update']:>8,.0f}",
+        f"  training while live                {f['live_steps_per_s']:>8,.0f} steps/s",
+        f"  headless engine                    {f['headless_steps_per_s']:>8,.0f} steps/s",
+        f"  live / headless                    {f['ratio_live_vs_headless']:>8.2f}x    (goal >= 0.5x)",
+        f"  Pause to last update               {f['pause_latency_s']:>8.2f} s   (goal <= 0.5 s)",
+    ])
+
+
+if __name__ == "__main__":
+    print(report(main()))

@@ -231,7 +231,8 @@ def test_returning_from_the_guide_keeps_the_run_and_the_settings(open_app):
 
     Fails with vizvi as of this writing: Streamlit deletes the state of every widget that a
     script run does not draw, so after the Guide page every ``w_*`` key is gone and the run
-    page raises KeyError('w_family') (see the report accompanying this file).
+    page raises KeyError('w_family'). Passing ``persist_state="session"`` to every settings
+    widget in ``ui.sidebar_controls`` (Streamlit >= 1.67) fixes it.
     """
     at = open_app()
     at.text_input(key="w_lr").set_value("0.01").run()
@@ -244,7 +245,9 @@ def test_returning_from_the_guide_keeps_the_run_and_the_settings(open_app):
     assert trainer(at) is t
     assert at.text_input(key="w_lr").value == "0.01"
     assert at.selectbox(key="w_family").value == "gamma"
-    assert errors(at) == []
+    assert at.text_input(key="w_init_gamma_concentration").value == "1"
+    assert errors(at) == [] and infos(at) == []  # nothing looks changed against the run
+    assert at.query_params["lr"] == "0.01"
 
 
 # -- 2. live charts -----------------------------------------------------------------------------
@@ -255,8 +258,8 @@ def test_start_and_reruns_grow_the_charts(open_app, warm):
     steps, lengths = [], []
     for _ in range(4):
         time.sleep(0.7)
-        at.run()
-        assert_no_exception(at)
+        before = steps[-1] if steps else 0
+        wait_until(at, lambda a: status(a)[1] > before, "the run to advance", timeout=30)
         word, step = status(at)
         assert word == "running"
         figs = charts(at)
@@ -336,7 +339,8 @@ def test_bad_numeric_inputs_show_an_error_and_the_run_continues(open_app, warm):
         getattr(at, kind)(key=key).set_value(good).run()
         assert_no_exception(at)
         assert errors(at) == [], f"error stayed after {key} was corrected: {errors(at)}"
-    assert t.run.config.to_dict() == config, "a bad value reached the run's settings"
+    changed = {k: (v, t.run.config.to_dict()[k]) for k, v in config.items() if t.run.config.to_dict()[k] != v}
+    assert not changed, f"a bad value reached the run's settings: {changed}; events {t.run.events}"
     assert t.run.events == [], f"bad values were recorded as setting changes: {t.run.events}"
     wait_until(at, lambda a: status(a)[1] > last, "the run to keep stepping")
 
@@ -371,11 +375,14 @@ def test_bad_structural_inputs_error_on_reset_and_keep_the_old_run(open_app, war
 
 
 def test_smoothing_span_below_one_is_reported_not_raised(open_app, warm):
-    """A span is a count of steps. Fails with vizvi as of this writing: a negative span gives
-    an EMA weight above 1 and charts.smooth raises OverflowError inside the live panel."""
+    """A span is a count of steps, and a bad one is a bad input like any other. Fails with vizvi
+    as of this writing: nothing validates it, and charts.smooth raises inside the live panel
+    (moving average: IndexError at once; EMA: a weight above 1, OverflowError past ~1000 steps)."""
     at = open_app()
     button(at, "Step").click().run()
     wait_until(at, lambda a: status(a)[1] > 0 and not trainer(a).busy, "one Step of training")
+    at.radio(key="w_smoothing").set_value("moving-average").run()
+    assert_no_exception(at)
     at.number_input(key="w_span").set_value(-3).run()
     assert_no_exception(at)
     assert any("span" in e for e in errors(at)), f"no error names the span: {errors(at)}"
@@ -599,13 +606,21 @@ def _stalled_warning(at):
 
 
 def test_stall_banner_and_try_this_starts_a_natural_gradient_run(open_app, warm):
-    at = open_app()
-    at.select_slider(key="w_speed").set_value("max").run()
+    """The default run (poisson-gamma, gamma, adam) stalls on the concentration.
+
+    The run is capped at 3000 steps so the verdict is read at a fixed step: the run is
+    reproducible bit for bit, but its diagnosis changes with time (past ~10,000 steps the
+    concentration is "converging" and the rate "noise-limited"), and at full speed a poll
+    could land anywhere.
+    """
+    at = open_app({"steps": "3000", "speed": "max"})
     start_and_wait(at)
-    wait_until(at, lambda a: status(a)[1] >= 1500 and _stalled_warning(a), "a stall warning after >= 1500 steps")
+    wait_until(at, lambda a: status(a)[0] == "finished", "the 3000-step run to finish")
+    assert status(at) == ("finished", 3000)
+    assert [s.value for s in at.success] == ["Finished 3,000 steps."]
     banner = _stalled_warning(at)
     assert len(banner) == 1 and banner[0].startswith("**concentration: stalled (step-limited).**"), banner
-    assert "natural" in banner[0]
+    assert "**Try:** switch the optimizer to natural" in banner[0]
     old = trainer(at)
     old_config = old.run.config
     at.button(key="try_concentration").click().run()
@@ -614,14 +629,17 @@ def test_stall_banner_and_try_this_starts_a_natural_gradient_run(open_app, warm)
     assert fresh is not old and old._closed
     c = fresh.run.config
     assert c.optimizer == "natural" and c.lr == 0.1  # natural's default learning rate
-    assert (c.model, c.family, c.parameterization, c.init, c.seed, c.samples) == (
+    assert (c.model, c.family, c.parameterization, c.init, c.seed, c.samples, c.steps) == (
         old_config.model, old_config.family, old_config.parameterization, old_config.init, old_config.seed,
-        old_config.samples)
+        old_config.samples, 3000)
     assert fresh.busy, "Try this must start the fresh run"
     assert at.selectbox(key="w_optimizer").value == "natural" and at.text_input(key="w_lr").value == "0.1"
-    assert at.query_params["optimizer"] == "natural"
+    assert at.query_params["optimizer"] == "natural" and at.query_params["lr"] == "0.1"
     assert errors(at) == []
-    # The suggestion works: the concentration converges instead of stalling.
-    wait_until(at, lambda a: fresh.snapshot().diagnosis["concentration"]["status"] == "converged",
-               "the natural-gradient run's concentration to converge")
-    assert not _stalled_warning(at)
+    # The suggestion works: the natural-gradient run (its first run compiles a new program)
+    # ends with nothing stalled.
+    wait_until(at, lambda a: status(a)[0] == "finished", "the natural-gradient run to finish")
+    assert status(at) == ("finished", 3000)
+    assert {k: v["status"] for k, v in fresh.snapshot().diagnosis.items()} == {
+        "concentration": "converged", "rate": "converged"}
+    assert _stalled_warning(at) == []

@@ -90,7 +90,7 @@ def test_dashboard_live_in_chromium(hard_timeout):
 
         # --- a second session, different configuration, at the same time --------------------
         b = browser.new_context(viewport={"width": 1500, "height": 1300}).new_page()
-        b.goto(url + "?model=normal-mean&family=normal&optimizer=rmsprop&lr=0.01&speed=max", timeout=90_000)
+        b.goto(url + "?model=normal-mean&family=normal&optimizer=rmsprop&lr=0.01&speed=max&steps=100000000", timeout=90_000)
         b.get_by_role("button", name="Start", exact=True).click()
         _wait_live(b)
         names_a = [t["name"] for t in _traces(a, "params")]

@@ -66,10 +66,11 @@ def _base_layout(title: str, key: str, height: int = 300) -> dict:
         "title": {"text": title, "x": 0.01, "font": {"size": 15}},
         "uirevision": key,
         "height": height,
-        "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
-        "legend": {"orientation": "h", "y": -0.18, "x": 0},
+        "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
+        # The x axis is the step everywhere (said in the hover); the legend takes its place.
+        "legend": {"orientation": "h", "y": -0.12, "yanchor": "top", "x": 0},
         "hovermode": "closest",
-        "xaxis": {"title": {"text": "step"}},
+        "xaxis": {},
     }
 
 
@@ -99,9 +100,9 @@ def elbo_figure(snap, method: str = "ema", span: int = 50) -> dict:
     idx = thin(steps)
     label = "EMA" if method == "ema" else "moving average"
     data = [
-        {"type": "scatter", "mode": "lines", "name": "ELBO estimate", "x": _steps(steps, idx), "y": _list(elbo[idx]),
+        {"type": "scatter", "mode": "lines", "name": "estimate", "x": _steps(steps, idx), "y": _list(elbo[idx]),
          "line": {"color": "#a5b4fc", "width": 1}},
-        {"type": "scatter", "mode": "lines", "name": f"ELBO ({label}, span {span})", "x": _steps(steps, idx),
+        {"type": "scatter", "mode": "lines", "name": f"{label} (span {span})", "x": _steps(steps, idx),
          "y": _list(smoothed[idx]), "line": {"color": COLORS[0], "width": 2.5}},
     ]
     layout = _base_layout("ELBO", "elbo")
@@ -130,8 +131,7 @@ def _stacked_axes(layout: dict, n: int, gap: float = 0.06) -> None:
         suffix = "" if k == 0 else str(k + 1)
         layout[f"yaxis{suffix}"] = {"domain": [max(top - height, 0.0), top], "anchor": f"x{suffix}"}
         layout[f"xaxis{suffix}"] = {"anchor": f"y{suffix}", "matches": "x" if k else None,
-                                    "showticklabels": k == n - 1,
-                                    "title": {"text": "step" if k == n - 1 else ""}}
+                                    "showticklabels": k == n - 1}
         if k == 0:
             del layout["xaxis"]["matches"]
 
@@ -179,10 +179,10 @@ def grads_figure(snap, span: int = 50) -> dict:
         g = grad[:, k] if len(grad) else np.zeros(0)
         # The EMA carries the magnitude; the noise around it is what the variance chart shows
         # (a raw trace per parameter doubled the browser's drawing time per update).
-        data.append({"type": "scatter", "mode": "lines", "name": f"|grad| {name} (EMA, span {span})", "x": _steps(steps, idx),
+        data.append({"type": "scatter", "mode": "lines", "name": name, "x": _steps(steps, idx),
                      "y": _list(np.maximum(smooth(g, "ema", span)[idx], 1e-300)) if len(g) else [],
                      "line": {"color": COLORS[k % len(COLORS)], "width": 2.5}})
-    layout = _base_layout("Gradient magnitude (w.r.t. the optimised, unconstrained value)", "grads")
+    layout = _base_layout(f"|gradient| of the optimised (unconstrained) values, EMA span {span}", "grads")
     layout["yaxis"] = {"type": "log", "title": {"text": "|gradient|"}}
     layout["shapes"], layout["annotations"] = _event_shapes(snap.events)
     return {"data": data, "layout": layout}
@@ -209,7 +209,7 @@ def variance_figure(snap) -> dict:
                      "showlegend": False, "x": _steps(steps, idx), "y": _list(snr[idx, k]) if len(idx) else [],
                      "xaxis": "x2", "yaxis": "y2", "marker": {"size": 3}, "line": {"color": color, "width": 1.5}})
     if len(steps):
-        data.append({"type": "scatter", "mode": "lines", "name": "SNR 0.1 (noise-limited below)", "x": [int(steps[0]), int(steps[-1])],
+        data.append({"type": "scatter", "mode": "lines", "name": "SNR 0.1", "x": [int(steps[0]), int(steps[-1])],
                      "y": [0.1, 0.1], "xaxis": "x2", "yaxis": "y2", "line": {"color": EXACT_COLOR, "dash": "dot", "width": 1}})
     shapes, annotations = _event_shapes(snap.events, 2)
     layout["shapes"], layout["annotations"] = shapes, annotations

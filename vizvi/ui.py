@@ -60,7 +60,7 @@ SPEEDS = {"10": 10, "50": 50, "200": 200, "1000": 1000, "max": MAX_SPEED}
 INIT_MODES = ("values", "prior", "random")
 STRUCTURAL = ("model", "n", "seed", "family", "parameterization", "init")
 NUMERIC = ("estimator", "samples", "optimizer", "lr", "schedule", "variance_every", "replicates", "steps")
-DEFAULT_STEPS = 200_000
+DEFAULT_STEPS = 1_000_000
 
 
 @dataclasses.dataclass

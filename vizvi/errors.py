@@ -15,3 +15,12 @@ class ConfigError(ValueError):
 
     def __str__(self) -> str:
         return f"{self.argument}: {self.message}"
+
+
+def parse_choice(enum_cls, value: str, argument: str, noun: str):
+    """``enum_cls(value)``, or a ConfigError on ``argument`` listing every choice."""
+    try:
+        return enum_cls(value)
+    except ValueError:
+        choices = ", ".join(e.value for e in enum_cls)
+        raise ConfigError(argument, f"unknown {noun} {value!r}; choose one of: {choices}") from None

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from vizvi.errors import ConfigError
+from vizvi.errors import ConfigError, parse_choice
 
 tfd = tfp.distributions
 
@@ -59,10 +59,7 @@ ESTIMATORS = {
 
 def parse_estimator(name: str) -> EstimatorName:
     """The EstimatorName called ``name`` or a ConfigError listing the choices."""
-    try:
-        return EstimatorName(name)
-    except ValueError:
-        raise ConfigError("estimator", f"unknown estimator {name!r}; choose one of: {', '.join(e.value for e in EstimatorName)}") from None
+    return parse_choice(EstimatorName, name, "estimator", "estimator")
 
 
 def check_estimator(name: EstimatorName, family, samples: int) -> None:

@@ -20,7 +20,7 @@ from typing import Callable, NamedTuple
 
 import tensorflow as tf
 
-from vizvi.errors import ConfigError
+from vizvi.errors import parse_choice
 from vizvi.parameterizations import ParameterMap
 
 
@@ -206,10 +206,7 @@ def natural(family, param_map: ParameterMap) -> Optimizer:
 
 def parse_optimizer(name: str) -> OptimizerName:
     """The OptimizerName called ``name`` or a ConfigError listing the choices."""
-    try:
-        return OptimizerName(name)
-    except ValueError:
-        raise ConfigError("optimizer", f"unknown optimizer {name!r}; choose one of: {', '.join(o.value for o in OptimizerName)}") from None
+    return parse_choice(OptimizerName, name, "optimizer", "optimizer")
 
 
 def make_optimizer(name: OptimizerName, family, param_map: ParameterMap) -> Optimizer:

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from vizvi.errors import ConfigError
+from vizvi.errors import parse_choice
 
 tfb = tfp.bijectors
 
@@ -58,11 +58,7 @@ POSITIVE_FLOOR = 1e-6
 
 def parse_parameterization(name: str) -> Parameterization:
     """Return the Parameterization called ``name`` or raise a ConfigError listing the choices."""
-    try:
-        return Parameterization(name)
-    except ValueError:
-        choices = ", ".join(p.value for p in Parameterization)
-        raise ConfigError("parameterization", f"unknown parameterization {name!r}; choose one of: {choices}") from None
+    return parse_choice(Parameterization, name, "parameterization", "parameterization")
 
 
 def positive_bijector(parameterization: Parameterization) -> tfb.Bijector:

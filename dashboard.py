@@ -6,6 +6,7 @@ import vizvi  # noqa: F401  (imports TensorFlow quietly, once, before any page)
 from vizvi import ui
 
 ui.keep_tensorflow_state_across_reruns()
+ui.share_the_interpreter_with_the_trainer()
 
 st.set_page_config(page_title="vizvi: watch variational inference", page_icon="📈", layout="wide",
                    initial_sidebar_state="expanded")

@@ -403,7 +403,7 @@ def test_smoothing_span_below_one_is_reported_not_raised(open_app, warm):
 
 
 def test_csv_upload_errors_and_a_good_upload_waits_for_reset(open_app, warm):
-    """AppTest (Streamlit >= 1.50) drives st.file_uploader, so the upload path is tested as is."""
+    """AppTest (Streamlit 1.67) drives st.file_uploader, so the real upload path is tested."""
     at = open_app()
     start_and_wait(at)
     t = trainer(at)

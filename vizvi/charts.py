@@ -42,6 +42,8 @@ def _steps(steps: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 def smooth(y: np.ndarray, method: str = "ema", span: int = 50) -> np.ndarray:
     """Bias-corrected exponential moving average, or a trailing moving average, of ``y``."""
+    if int(span) != span or span < 1:
+        raise ValueError(f"smoothing span must be a whole number of at least 1, got {span!r}")
     y = np.asarray(y, dtype=float)
     if len(y) == 0:
         return y

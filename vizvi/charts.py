@@ -12,7 +12,7 @@ from typing import Optional
 
 import numpy as np
 
-MAX_POINTS = 1000  # per trace: more than a ~600 px wide chart can show
+MAX_POINTS = 600  # per trace: about one per pixel of a chart; bounds browser work per update
 COLORS = ["#4f46e5", "#e11d48", "#059669", "#d97706", "#0891b2", "#7c3aed"]
 EXACT_COLOR = "#111827"
 SMOOTHERS = ("ema", "moving-average")
@@ -224,7 +224,7 @@ def density_figure(snap) -> dict:
     latent = d.get("latent", "z")
     if d.get("kind") == "1d":
         data = [{"type": "scatter", "mode": "lines", "name": "q (current)", "x": _list(d["z"]), "y": _list(d["q"]),
-                 "fill": "tozeroy", "line": {"color": COLORS[0], "width": 2.5}}]
+                 "line": {"color": COLORS[0], "width": 2.5}}]
         if d.get("exact") is not None:
             data.append({"type": "scatter", "mode": "lines", "name": "exact posterior", "x": _list(d["z"]),
                          "y": _list(d["exact"]), "line": {"color": EXACT_COLOR, "dash": "dash", "width": 2}})

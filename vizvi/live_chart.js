@@ -130,11 +130,16 @@ function dispose(c) {
   if (BY_KEY.get(c.key) === c) BY_KEY.delete(c.key);
 }
 
-function themed(layout, host) {
+function themed(layout, c) {
   const out = Object.assign({}, layout);
-  const css = getComputedStyle(host);
-  const bg = css.getPropertyValue("--st-background-color").trim();
-  const fg = css.getPropertyValue("--st-text-color").trim();
+  // getComputedStyle forces a style recalculation; read the theme once per chart, not per
+  // update (several updates a second, five charts).
+  if (!c.theme) {
+    const css = getComputedStyle(c.host);
+    c.theme = { bg: css.getPropertyValue("--st-background-color").trim(),
+                fg: css.getPropertyValue("--st-text-color").trim() };
+  }
+  const { bg, fg } = c.theme;
   // Blend into the Streamlit theme unless the figure chose colours itself; a solid colour
   // (not transparent) keeps the toolbar's PNG download readable.
   if (out.paper_bgcolor === undefined && bg) out.paper_bgcolor = bg;
@@ -156,7 +161,7 @@ async function pump(c) {
       const config = Object.assign(
         { displaylogo: false, toImageButtonOptions: { filename: head.key } },
         fig.config || {});
-      await Plotly.react(c.plot, decodeArrays(fig.data || []), themed(fig.layout || {}, c.host), config);
+      await Plotly.react(c.plot, decodeArrays(fig.data || []), themed(fig.layout || {}, c), config);
       c.updates += 1;
       c.host.setAttribute("data-updates", String(c.updates));
       c.msg.textContent = "";

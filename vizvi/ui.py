@@ -69,7 +69,7 @@ def _leave_tensorflow_alone() -> None:
         plt.close("all")
 
 
-UPDATE_S = 0.1  # live refresh period while training (the browser settles at 5-8 updates per second)
+UPDATE_S = 0.1  # fragment period while training (the browser settles near 5 updates/s on 2 cores)
 SPEEDS = {"10": 10, "50": 50, "200": 200, "1000": 1000, "max": MAX_SPEED}
 INIT_MODES = ("values", "prior", "random")
 STRUCTURAL = ("model", "n", "seed", "family", "parameterization", "init")

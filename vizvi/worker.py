@@ -55,15 +55,38 @@ class Snapshot:
     dim: int
 
 
-def density_data(run: Run, points: int = 300, grid: int = 70) -> dict:
+_DENSITY_FNS: dict = {}
+_DENSITY_LOCK = threading.Lock()
+
+
+def _density_fn(model, family):
+    """One traced function per (model, family) evaluating q and the posterior on points.
+
+    Eager TFP rebuilds distribution objects in Python on every call (milliseconds of GIL per
+    chart update, taken from the trainer thread); traced once, an update is one call.
+    """
+    key = (model.name, family.name)
+    with _DENSITY_LOCK:
+        if key not in _DENSITY_FNS:
+            def evaluate(theta, points, data, log_evidence):
+                q = family.build(theta)
+                post = model.exact_posterior(data)
+                exact = post.prob(points) if post is not None else tf.exp(model.log_joint(points, data) - log_evidence)
+                return q.prob(points), exact
+
+            _DENSITY_FNS[key] = tf.function(evaluate, reduce_retracing=True)
+        return _DENSITY_FNS[key]
+
+
+def density_data(run: Run, points: int = 300, grid: int = 60) -> dict:
     """q's density and the exact (or grid reference) posterior density on a shared grid."""
-    theta = tf.constant(run.theta, DTYPE)
-    q = run.family.build(theta)
+    theta = run.theta
     ref = run.reference
-    post = run.model.exact_posterior(run.data)
+    fn = _density_fn(run.model, run.family)
+    log_z = tf.constant(ref.log_evidence, DTYPE)
+    mean, sd = _q_moments(run.family, theta)
     if run.family.dim == 1:
-        q_mean, q_sd = float(q.mean()), float(q.stddev())
-        centres = [(q_mean, q_sd), (float(ref.mean[0]), float(np.sqrt(ref.cov[0, 0])))]
+        centres = [(mean[0], sd[0]), (float(ref.mean[0]), float(np.sqrt(ref.cov[0, 0])))]
         lo = min(c - 5 * s for c, s in centres)
         hi = max(c + 5 * s for c, s in centres)
         support = run.model.support.value
@@ -72,24 +95,38 @@ def density_data(run: Run, points: int = 300, grid: int = 70) -> dict:
         if support == "unit":
             hi = min(hi, 1 - 1e-9)
         z = np.linspace(lo, hi, points)
-        zt = tf.constant(z, DTYPE)
-        out = {"kind": "1d", "z": z, "q": q.prob(zt).numpy(), "latent": run.model.latent_name}
-        out["exact"] = post.prob(zt).numpy() if post is not None else None
-        return out
-    q_mean = q.mean().numpy()
-    q_sd = np.sqrt(np.diag(q.covariance().numpy()))
+        q, exact = fn(tf.constant(theta, DTYPE), tf.constant(z, DTYPE), run.data, log_z)
+        return {"kind": "1d", "z": z, "q": q.numpy(), "latent": run.model.latent_name,
+                "exact": exact.numpy() if ref.kind == "exact" else None}
     r_sd = np.sqrt(np.diag(ref.cov))
-    lo = np.minimum(q_mean - 4 * q_sd, ref.mean - 4 * r_sd)
-    hi = np.maximum(q_mean + 4 * q_sd, ref.mean + 4 * r_sd)
+    lo = np.minimum(mean - 4 * sd, ref.mean - 4 * r_sd)
+    hi = np.maximum(mean + 4 * sd, ref.mean + 4 * r_sd)
     xs, ys = np.linspace(lo[0], hi[0], grid), np.linspace(lo[1], hi[1], grid)
     X, Y = np.meshgrid(xs, ys)  # rows follow y, as Plotly's contour z expects
     pts = tf.constant(np.stack([X.ravel(), Y.ravel()], -1), DTYPE)
-    qd = q.prob(pts).numpy().reshape(X.shape)
-    if post is not None:
-        ed = post.prob(pts).numpy().reshape(X.shape)
-    else:
-        ed = np.exp(run.model.log_joint(pts, run.data).numpy() - ref.log_evidence).reshape(X.shape)
-    return {"kind": "2d", "x": xs, "y": ys, "q": qd, "exact": ed, "exact_is_grid": post is None, "latent": run.model.latent_name}
+    q, exact = fn(tf.constant(theta, DTYPE), pts, run.data, log_z)
+    return {"kind": "2d", "x": xs, "y": ys, "q": q.numpy().reshape(X.shape), "exact": exact.numpy().reshape(X.shape),
+            "exact_is_grid": ref.kind != "exact", "latent": run.model.latent_name}
+
+
+def _q_moments(family, theta: np.ndarray):
+    """Mean and marginal standard deviations of q, in NumPy (for the plotting window)."""
+    t = theta
+    name = family.name
+    if name == "normal":
+        return np.array([t[0]]), np.array([t[1]])
+    if name == "lognormal":
+        m = np.exp(t[0] + t[1] ** 2 / 2)
+        return np.array([m]), np.array([m * np.sqrt(np.expm1(t[1] ** 2))])
+    if name == "gamma":
+        return np.array([t[0] / t[1]]), np.array([np.sqrt(t[0]) / t[1]])
+    if name == "beta":
+        a, b = t
+        return np.array([a / (a + b)]), np.array([np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))])
+    if name == "mean-field-normal":
+        return t[0:2], t[2:4]
+    # full-rank-normal: loc, then the Cholesky factor's entries l00, l10, l11
+    return t[0:2], np.array([abs(t[2]), np.hypot(t[3], t[4])])
 
 
 class Trainer:

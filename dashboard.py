@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-import vizvi  # noqa: F401  (imports TensorFlow quietly, once, before any page)
 from vizvi import ui
 
 ui.keep_tensorflow_state_across_reruns()

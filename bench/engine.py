@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import time
 
-import vizvi  # noqa: F401  (first: imports TensorFlow quietly)
-
 import numpy as np
-import tensorflow as tf
+from vizvi._tf import tf
 import tensorflow_probability as tfp
 
 from vizvi.engine import Run, RunConfig

@@ -79,7 +79,7 @@ def _list_choices() -> str:
 
 def _write_tensorboard(run, logdir: str) -> None:
     """Write the run's (bounded) history as tf.summary scalars TensorBoard can open."""
-    import tensorflow as tf
+    from vizvi._tf import tf
 
     names = run.family.param_names
     s, v = run.history.series(), run.history.variance_series()

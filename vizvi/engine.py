@@ -24,7 +24,7 @@ import time
 from typing import NamedTuple, Optional
 
 import numpy as np
-import tensorflow as tf
+from vizvi._tf import tf
 import tensorflow_probability as tfp
 
 from vizvi import diagnostics

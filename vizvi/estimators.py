@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 from typing import NamedTuple
 
-import tensorflow as tf
+from vizvi._tf import tf
 import tensorflow_probability as tfp
 
 from vizvi.errors import ConfigError, parse_choice

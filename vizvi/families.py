@@ -18,7 +18,7 @@ import re
 from typing import Optional
 
 import numpy as np
-import tensorflow as tf
+from vizvi._tf import tf
 import tensorflow_probability as tfp
 
 from vizvi.errors import ConfigError

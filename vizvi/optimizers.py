@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from typing import Callable, NamedTuple
 
-import tensorflow as tf
+from vizvi._tf import tf
 
 from vizvi.errors import parse_choice
 from vizvi.parameterizations import ParameterMap

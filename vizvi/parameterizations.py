@@ -19,7 +19,7 @@ import enum
 from typing import Sequence
 
 import numpy as np
-import tensorflow as tf
+from vizvi._tf import tf
 import tensorflow_probability as tfp
 
 from vizvi.errors import parse_choice

@@ -20,7 +20,7 @@ import time
 from typing import Optional
 
 import numpy as np
-import tensorflow as tf
+from vizvi._tf import tf
 
 from vizvi.engine import CHUNK_STEPS, Run
 from vizvi.parameterizations import DTYPE

@@ -11,8 +11,8 @@ st.set_page_config(page_title="vizvi: watch variational inference", page_icon="�
                    initial_sidebar_state="expanded")
 
 pages = [
-    st.Page("pages/run.py", title="Run", icon="▶️", default=True),
-    st.Page("pages/guide.py", title="Guide", icon="📖"),
+    st.Page("pages/run.py", title="Run", icon=":material/monitoring:", default=True),
+    st.Page("pages/guide.py", title="Guide", icon=":material/menu_book:"),
 ]
 st.navigation(pages).run()
 st.caption("vizvi: gradient-based variational inference, made visible · TensorFlow Probability + Streamlit + Plotly")

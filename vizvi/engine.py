@@ -356,7 +356,8 @@ class Run:
         self.compute_s = 0.0
         self.compile_s = 0.0
         self.settings_version = 0
-        self.kl_kind = "analytic" if _kl_fn(self.model, self.family) is not None else (
+        self._kl = _kl_fn(self.model, self.family)
+        self.kl_kind = "analytic" if self._kl is not None else (
             "log evidence - ELBO estimate" if self.reference.kind == "exact" else None)
 
     # -- structure ------------------------------------------------------------------------
@@ -495,10 +496,9 @@ class Run:
     # -- results --------------------------------------------------------------------------
     def kl_to_exact(self) -> Optional[float]:
         """KL(q || exact posterior) at the current parameters, analytic where registered."""
-        fn = _kl_fn(self.model, self.family)
-        if fn is None:
+        if self._kl is None:
             return None
-        return float(fn(tf.constant(self.theta, DTYPE), self.data).numpy())
+        return float(self._kl(tf.constant(self.theta, DTYPE), self.data).numpy())
 
     def diagnose(self) -> dict:
         """Per-parameter stall/convergence diagnosis (see ``vizvi.diagnostics``)."""

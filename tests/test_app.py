@@ -44,8 +44,9 @@ FULL_QUERY = {
 def _typed(obj):
     """Decode plotly.js typed-array specs ({"dtype", "bdata"}) into numpy arrays, recursively."""
     if isinstance(obj, dict):
-        if set(obj) == {"dtype", "bdata"}:
-            return np.frombuffer(base64.b64decode(obj["bdata"]), dtype="<" + obj["dtype"])
+        if set(obj) in ({"dtype", "bdata"}, {"dtype", "bdata", "shape"}):
+            arr = np.frombuffer(base64.b64decode(obj["bdata"]), dtype="<" + obj["dtype"])
+            return arr.reshape([int(n) for n in obj["shape"].split(",")]) if "shape" in obj else arr
         return {k: _typed(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_typed(v) for v in obj]
@@ -53,17 +54,25 @@ def _typed(obj):
 
 
 def chart_payloads(at: AppTest) -> dict:
-    """{chart key: (header dict, figure dict with arrays decoded)} for every live chart."""
+    """{chart key: (header dict, figure dict with arrays decoded)} for every live chart; the
+    header has the chart's ``key`` and ``height`` and its panel's ``plotly``, ``module``,
+    ``bands`` and key (as ``panel``).
+
+    A live_charts element carries a JSON header line, then one figure per line in the
+    header's ``charts`` order."""
     out = {}
     for el in at.get("bidi_component"):
         if el.proto.component_name != "vizvi_live_chart":
             continue
         assert el.proto.WhichOneof("data") == "bytes", "live_chart must send its payload as bytes"
-        head_line, fig_json = el.proto.bytes.split(b"\n", 1)
+        head_line, *fig_lines = el.proto.bytes.split(b"\n")
         head = json.loads(head_line)
         assert el.key == f"vizvi-live-chart-{head['key']}"
-        assert head["key"] not in out, f"chart {head['key']!r} rendered twice"
-        out[head["key"]] = (head, _typed(json.loads(fig_json)))
+        assert len(fig_lines) == len(head["charts"])
+        for spec, fig_json in zip(head["charts"], fig_lines):
+            assert spec["key"] not in out, f"chart {spec['key']!r} rendered twice"
+            panel = {k: v for k, v in head.items() if k not in ("key", "charts")}
+            out[spec["key"]] = ({**panel, **spec, "panel": head["key"]}, _typed(json.loads(fig_json)))
     return out
 
 
@@ -210,6 +219,10 @@ def test_run_page_renders_controls_and_all_charts(open_app):
         assert head["key"] == key and head["height"] > 0
         assert head["plotly"].startswith("/app/static/vizvi/plotly-") and head["module"].endswith(".js")
         assert fig["layout"]["uirevision"] == key
+    # All charts travel in one element (one browser update per refresh), each placed once.
+    (panel,) = {head["panel"] for head, _ in payloads.values()}
+    bands = next(iter(payloads.values()))[0]["bands"]
+    assert sorted(k for band in bands for column in band for k in column) == sorted(CHART_KEYS)
     # Not running: the export panel is offered.
     assert [d.label for d in at.get("download_button")] == ["Download CSV", "Download JSON"]
     # Every setting has a control.

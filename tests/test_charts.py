@@ -69,6 +69,24 @@ def test_density_1d_and_2d(snaps):
     assert d2["data"][0]["name"] == "reference posterior (grid)"
 
 
+@pytest.mark.parametrize("span", [1, 2, 3, 50, 5000])
+def test_ema_matches_the_recursion_it_vectorises(span):
+    y = np.random.default_rng(span).normal(size=3000) * 40 - 2000
+    beta = 1 - 2 / (span + 1)
+    acc, expected = 0.0, []
+    for i, v in enumerate(y):
+        acc = beta * acc + (1 - beta) * v
+        expected.append(acc / (1 - beta ** (i + 1)))
+    np.testing.assert_allclose(charts.smooth(y, "ema", span), expected, rtol=1e-10)
+    assert charts.smooth(np.zeros(0), "ema", span).size == 0
+
+
+def test_axes_skip_the_tick_label_overflow_check(snaps):
+    for fig in charts.all_figures(snaps["gamma"]).values():
+        axes = [v for k, v in fig["layout"].items() if k.startswith(("xaxis", "yaxis"))]
+        assert axes and all(a["ticklabeloverflow"] == "allow" for a in axes)
+
+
 def test_smoothers():
     y = np.full(50, 3.0)
     np.testing.assert_allclose(charts.smooth(y, "ema", 10), 3.0)  # bias-corrected from step 1

@@ -246,3 +246,14 @@ def test_kl_telemetry_is_the_analytic_kl():
     assert s["kl"][-1] == pytest.approx(float(expected), rel=1e-10)
     lognormal = Run(RunConfig(model="poisson-gamma", family="lognormal", steps=5))
     assert lognormal.kl_kind.startswith("log evidence")
+
+
+def test_theta_follows_the_state_and_is_a_copy():
+    run = Run(RunConfig(model="poisson-gamma", steps=100))
+    run.compile()
+    first = run.theta
+    first[0] = -1.0  # a caller's copy: the run is unaffected
+    np.testing.assert_allclose(run.theta, run.param_map.constrain(run.state.u).numpy())
+    run.advance(10)
+    np.testing.assert_allclose(run.theta, run.param_map.constrain(run.state.u).numpy())
+    assert not np.allclose(run.theta, run.theta0)

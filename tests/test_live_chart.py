@@ -50,6 +50,14 @@ def test_figure_keeps_own_uirevision_and_height():
     assert out["data"][0]["type"] == "scatter"
 
 
+def test_2d_arrays_carry_their_shape():
+    z = np.arange(6, dtype=np.float32).reshape(2, 3)
+    text, _ = lc._figure_json({"data": [{"type": "contour", "z": z}]}, "k", 200)
+    spec = json.loads(text)["data"][0]["z"]
+    assert spec["shape"] == "2,3" and spec["dtype"] == "f4"
+    np.testing.assert_array_equal(_decode(spec).reshape(2, 3), z)
+
+
 def test_int64_beyond_int32_falls_back_to_float64():
     text, _ = lc._figure_json({"data": [{"y": np.array([2**40, 3], dtype=np.int64)}]}, "k", 200)
     spec = json.loads(text)["data"][0]["y"]
@@ -65,6 +73,60 @@ def test_rejects_bad_figure_and_keys():
         lc.live_chart({"data": []}, key="")
     with pytest.raises(ValueError):
         lc.live_chart({"data": []}, key="ok", height=0)
+
+
+def _capture_payload(monkeypatch) -> list:
+    """Replace the Streamlit element by a recorder of (key, payload bytes, kwargs)."""
+    sent = []
+    monkeypatch.setattr(lc, "asset_urls", lambda: ("/app/static/vizvi/plotly.js", "/app/static/vizvi/r.js"))
+    monkeypatch.setattr(lc, "_component", lambda key, data, **kw: sent.append((key, data, kw)))
+    return sent
+
+
+def test_live_charts_sends_one_element_with_a_header_and_a_figure_per_line(monkeypatch):
+    sent = _capture_payload(monkeypatch)
+    figs = {"a": {"data": [{"x": np.arange(3), "y": np.ones(3)}]},
+            "b": {"data": [], "layout": {"height": 500}},
+            "c": {"data": []}}
+    lc.live_charts(figs, key="panel", bands=[[["a", "b"], ["c"]]], height=250)
+    (key, data, kw), = sent
+    assert key == "vizvi-live-chart-panel" and kw["height"] == "content"
+    head, *lines = data.decode().split("\n")
+    head = json.loads(head)
+    assert head["key"] == "panel" and head["bands"] == [[["a", "b"], ["c"]]]
+    assert head["charts"] == [{"key": "a", "height": 250}, {"key": "b", "height": 500}, {"key": "c", "height": 250}]
+    figures = [json.loads(line) for line in lines]
+    assert [f["layout"]["uirevision"] for f in figures] == ["a", "b", "c"]
+    assert _decode(figures[0]["data"][0]["x"]).tolist() == [0, 1, 2]
+    # Default arrangement: everything stacked in one column.
+    lc.live_charts({"x": {"data": []}, "y": {"data": []}}, key="p2")
+    assert json.loads(sent[-1][1].split(b"\n")[0])["bands"] == [[["x", "y"]]]
+    # A single chart is a panel of one, keyed by the chart.
+    lc.live_chart({"data": []}, key="solo", height=111)
+    head = json.loads(sent[-1][1].split(b"\n")[0])
+    assert sent[-1][0] == "vizvi-live-chart-solo" and head["charts"] == [{"key": "solo", "height": 111}]
+
+
+@pytest.mark.parametrize("bands, message", [
+    ([[["a"]]], "exactly once"),                 # b missing
+    ([[["a", "b", "a"]]], "exactly once"),       # a twice
+    ([[["a"], ["b", "z"]]], "exactly once"),     # z is not a chart
+])
+def test_live_charts_rejects_bands_that_do_not_place_every_chart_once(monkeypatch, bands, message):
+    sent = _capture_payload(monkeypatch)
+    with pytest.raises(ValueError, match=message):
+        lc.live_charts({"a": {"data": []}, "b": {"data": []}}, key="p", bands=bands)
+    assert not sent
+
+
+def test_live_charts_rejects_bad_keys_and_empty_panels(monkeypatch):
+    _capture_payload(monkeypatch)
+    with pytest.raises(ValueError):
+        lc.live_charts({}, key="p")
+    with pytest.raises(ValueError):
+        lc.live_charts({"a__b": {"data": []}}, key="p")
+    with pytest.raises(ValueError):
+        lc.live_charts({"a": {"data": []}}, key="p__q")
 
 
 def test_ensure_assets_writes_plotly_renderer_and_gitignore(tmp_path, monkeypatch):

@@ -109,21 +109,28 @@ def _write(path: str, text: str, argument: str) -> None:
         raise ConfigError(argument, f"cannot write {path}: {e.strerror}") from None
 
 
+def config_from_args(args: argparse.Namespace):
+    """The RunConfig a parsed ``run`` command describes (not yet validated)."""
+    from vizvi.engine import RunConfig
+
+    return RunConfig(
+        model=args.model, family=args.family, parameterization=args.parameterization, init=args.init,
+        estimator=args.estimator, samples=args.samples, optimizer=args.optimizer, lr=args.lr, schedule=args.schedule,
+        steps=args.steps, seed=args.seed, n=args.n, data=args.data, variance_every=args.variance_every,
+        replicates=args.replicates,
+    )
+
+
 def main(argv: Optional[list] = None) -> int:
     """Entry point; returns the process exit status."""
     args = build_parser().parse_args(argv)
     if args.command == "list":
         print(_list_choices())
         return 0
-    from vizvi.engine import Run, RunConfig
+    from vizvi.engine import Run
     from vizvi.history import to_csv, to_json
 
-    config = RunConfig(
-        model=args.model, family=args.family, parameterization=args.parameterization, init=args.init,
-        estimator=args.estimator, samples=args.samples, optimizer=args.optimizer, lr=args.lr, schedule=args.schedule,
-        steps=args.steps, seed=args.seed, n=args.n, data=args.data, variance_every=args.variance_every,
-        replicates=args.replicates,
-    )
+    config = config_from_args(args)
 
     def progress(run):
         if not args.quiet:

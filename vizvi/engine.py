@@ -38,7 +38,10 @@ from vizvi.parameterizations import DTYPE, ParameterMap, parse_parameterization
 
 tfd = tfp.distributions
 
-CHUNK_STEPS = 1024
+# The most steps one compiled call takes (its telemetry buffers' length). Callers pass fewer
+# at will (a tensor argument: no retrace); fast targets such as banana run ~1.8x faster in
+# chunks of 8192 than of 1024, since each call costs fixed Python and runtime overhead.
+CHUNK_STEPS = 8192
 SCHEDULES = {"constant": 0, "robbins-monro": 1}
 # Robbins-Monro schedule lr_t = lr * (1 + t / TAU)^-KAPPA: with 0.5 < KAPPA <= 1 the steps sum to
 # infinity while their squares do not, the condition for SGD to converge.
@@ -356,6 +359,7 @@ class Run:
         self.compute_s = 0.0
         self.compile_s = 0.0
         self.settings_version = 0
+        self._theta_cache = (None, None)
         self._kl = _kl_fn(self.model, self.family)
         self.kl_kind = "analytic" if self._kl is not None else (
             "log evidence - ELBO estimate" if self.reference.kind == "exact" else None)
@@ -373,7 +377,17 @@ class Run:
     @property
     def theta(self) -> np.ndarray:
         """Current constrained parameters."""
-        return self.param_map.constrain(self.state.u).numpy()
+        # Cached per state: the live page reads it several times per update, and each eager
+        # bijector call costs milliseconds of interpreter time taken from the trainer thread.
+        # Cached per u (commit_chunk stores the chunk's last theta): the page reads it several
+        # times per update, and an eager bijector call both costs milliseconds of interpreter
+        # time and is unsafe beside a trainer thread (TFP's bijector cache is not thread-safe:
+        # concurrent calls corrupt it). One tuple, read and replaced whole.
+        u, (cached_for, theta) = self.state.u, self._theta_cache
+        if cached_for is not u:
+            theta = self.param_map.constrain(u).numpy()
+            self._theta_cache = (u, theta)
+        return theta.copy()
 
     def params(self) -> dict:
         """Current constrained parameters by name."""
@@ -448,7 +462,9 @@ class Run:
         self.compute_s += seconds
         self.state = state
         if count:
-            self.history.append({f: getattr(tel, f).numpy()[:count] for f in Telemetry._fields})
+            rows = {f: getattr(tel, f).numpy()[:count] for f in Telemetry._fields}
+            self.history.append(rows)
+            self._theta_cache = (state.u, rows["theta"][-1])  # the theta of the committed u
         what = int(info.diverged_what.numpy())
         if what:
             self._diverge(what, int(info.diverged_index.numpy()), float(info.diverged_value.numpy()))

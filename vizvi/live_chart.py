@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import plotly
@@ -36,7 +36,7 @@ from plotly.basedatatypes import BaseFigure
 from streamlit import config as st_config
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-__all__ = ["live_chart", "LiveChartConfigError", "asset_urls", "ensure_assets"]
+__all__ = ["live_chart", "live_charts", "LiveChartConfigError", "asset_urls", "ensure_assets"]
 
 FigureLike = Union[BaseFigure, Mapping[str, Any]]
 
@@ -158,14 +158,14 @@ def asset_urls() -> tuple[str, str]:
 
 
 def _typed_arrays(obj: Any) -> Any:
-    """Replace numeric 1-D numpy arrays by plotly.js typed-array specs (base64).
+    """Replace numeric 1-D and 2-D numpy arrays by plotly.js typed-array specs (base64).
 
     A float64 point costs ~10.7 bytes this way instead of ~19 as decimal JSON, which matters
     when a growing figure is resent several times a second. Other values are left for
     plotly's JSON encoder. ``range`` keys stay plain lists, as plotly.js expects.
     """
     if isinstance(obj, np.ndarray):
-        if obj.ndim == 1 and obj.size and obj.dtype.kind in "fiu":
+        if obj.ndim in (1, 2) and obj.size and obj.dtype.kind in "fiu":
             arr = obj
             if arr.dtype.kind == "i" and arr.dtype.itemsize == 8:
                 # plotly.js has no 64-bit integer arrays.
@@ -178,8 +178,14 @@ def _typed_arrays(obj: Any) -> Any:
             elif arr.dtype.kind == "f" and arr.dtype.itemsize not in (4, 8):
                 arr = arr.astype(np.float64)
             arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
-            return {"dtype": f"{arr.dtype.kind}{arr.dtype.itemsize}",
+            spec = {"dtype": f"{arr.dtype.kind}{arr.dtype.itemsize}",
                     "bdata": base64.b64encode(arr.tobytes()).decode("ascii")}
+            if arr.ndim == 2:
+                # Row-major with plotly.js's "rows,columns" shape (e.g. a contour's z), which
+                # plotly.js decodes itself; a nested list would cost the server ~2 ms per
+                # thousand numbers to walk and the wire ~19 bytes per number.
+                spec["shape"] = f"{arr.shape[0]},{arr.shape[1]}"
+            return spec
         return obj
     if isinstance(obj, Mapping):
         return {k: (v if k == "range" else _typed_arrays(v)) for k, v in obj.items()}
@@ -216,6 +222,64 @@ def _figure_json(figure: FigureLike, key: str, height: int) -> tuple[str, int]:
     return pio.to_json(fig, validate=False, remove_uids=False), height
 
 
+def _check_key(key: Any, what: str) -> None:
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"{what} needs a non-empty string key")
+    if "__" in key:
+        # Streamlit reserves "__" in component ids for its event names.
+        raise ValueError(f"{what} key must not contain '__': {key!r}")
+
+
+def live_charts(figures: Mapping[str, FigureLike], *, key: str,
+                bands: Optional[Sequence[Sequence[Sequence[str]]]] = None, height: int = 320) -> None:
+    """Render several live Plotly charts, arranged in one element that stays mounted.
+
+    Like :func:`live_chart` for each figure, but all charts travel in one Streamlit element,
+    so an update costs the browser one React pass instead of one per chart (measured on the
+    dashboard: about 9 ms of the page's main thread per extra element per update).
+
+    Parameters
+    ----------
+    figures
+        Chart key -> figure (as for :func:`live_chart`). Each chart key is unique in the app.
+    key
+        Identifies the panel across reruns.
+    bands
+        The arrangement: a list of bands (rows), each a list of columns, each a list of the
+        chart keys stacked in it; every chart exactly once. Columns of a band share its width
+        and wrap under each other on a narrow screen. Default: all charts stacked.
+    height
+        Height in pixels of a chart whose figure sets no ``layout.height``.
+    """
+    _check_key(key, "live_charts")
+    if not figures:
+        raise ValueError("live_charts needs at least one figure")
+    for k in figures:
+        _check_key(k, "live_charts chart")
+    if bands is None:
+        bands = [[list(figures)]]
+    placed = [k for band in bands for column in band for k in column]
+    if sorted(placed) != sorted(figures):
+        raise ValueError(f"bands must place every chart exactly once: got {placed}, charts {list(figures)}")
+    height = int(height)
+    if height <= 0:
+        raise ValueError(f"height must be positive, got {height}")
+    plotly_url, renderer_url = asset_urls()
+    charts, lines = [], []
+    for k, figure in figures.items():
+        fig_json, h = _figure_json(figure, k, height)
+        charts.append({"key": k, "height": h})
+        lines.append(fig_json)
+    # Bytes, not a dict: Streamlit forwards them untouched (no second JSON round trip, no
+    # dataframe sniffing), and the browser can skip byte-identical figures cheaply. The
+    # payload is a JSON header line, then one figure per line (json.dumps and plotly's
+    # encoder never emit a raw newline).
+    head = json.dumps({"key": key, "plotly": plotly_url, "module": renderer_url, "charts": charts,
+                       "bands": [[list(column) for column in band] for band in bands]}, separators=(",", ":"))
+    payload = "\n".join([head, *lines])
+    _component(key=_KEY_PREFIX + key, data=payload.encode("utf-8"), height="content", width="stretch")
+
+
 def live_chart(figure: FigureLike, *, key: str, height: int = 320) -> None:
     """Render ``figure`` as a live Plotly chart that stays mounted across reruns.
 
@@ -247,21 +311,5 @@ def live_chart(figure: FigureLike, *, key: str, height: int = 320) -> None:
     ``[data-vizvi-chart=<key>]`` carries ``data-updates`` (incremented after each applied
     ``Plotly.react``) and contains the plotly graph div (``.js-plotly-plot``).
     """
-    if not isinstance(key, str) or not key:
-        raise ValueError("live_chart needs a non-empty string key")
-    if "__" in key:
-        # Streamlit reserves "__" in component ids for its event names.
-        raise ValueError(f"live_chart key must not contain '__': {key!r}")
-    height = int(height)
-    if height <= 0:
-        raise ValueError(f"height must be positive, got {height}")
-    plotly_url, renderer_url = asset_urls()
-    fig_json, height = _figure_json(figure, key, height)
-    # Bytes, not a dict: Streamlit forwards them untouched (no second JSON round trip, no
-    # dataframe sniffing), and the browser can skip byte-identical resends cheaply.
-    # json.dumps and plotly's encoder never emit a raw newline, so it can end the header.
-    head = json.dumps({"key": key, "height": height, "plotly": plotly_url,
-                       "module": renderer_url}, separators=(",", ":"))
-    payload = head + "\n" + fig_json
-    _component(key=_KEY_PREFIX + key, data=payload.encode("utf-8"), height=height,
-               width="stretch")
+    _check_key(key, "live_chart")
+    live_charts({key: figure}, key=key, height=height)

@@ -24,7 +24,7 @@ from vizvi.errors import ConfigError
 from vizvi.estimators import ESTIMATORS, EstimatorName
 from vizvi.families import FAMILIES, families_for, parse_init_spec
 from vizvi.history import to_csv, to_json, to_record
-from vizvi.live_chart import live_chart
+from vizvi.live_chart import live_charts
 from vizvi.models import MODELS
 from vizvi.optimizers import DEFAULT_LR, OPTIMIZERS, OptimizerName
 from vizvi.parameterizations import PARAMETERIZATIONS, Parameterization
@@ -69,7 +69,9 @@ def _leave_tensorflow_alone() -> None:
         plt.close("all")
 
 
-UPDATE_S = 0.1  # fragment period while training (the browser settles near 5 updates/s on 2 cores)
+UPDATE_S = 0.1  # chart fragment period while training; a busy browser settles at a lower rate
+STATUS_S = 0.5  # status line fragment period: text needs no animation rate
+BANNER_S = 2.0  # diagnosis fragment period: verdicts look at the last thousand steps anyway
 SPEEDS = {"10": 10, "50": 50, "200": 200, "1000": 1000, "max": MAX_SPEED}
 INIT_MODES = ("values", "prior", "random")
 STRUCTURAL = ("model", "n", "seed", "family", "parameterization", "init")
@@ -419,13 +421,21 @@ def handle_setting_changes(trainer: Optional[Trainer], errors: list) -> Optional
     return ", ".join(structural) if structural else None
 
 
+def _on_pause() -> None:
+    trainer = _ss().get("trainer")
+    if trainer is not None:
+        trainer.pause()
+
+
 def action_buttons(trainer: Optional[Trainer]) -> Optional[str]:
     """Start / Pause / Step / Reset; returns the action taken."""
     cols = st.columns([1, 1, 1, 1, 4])
     action = None
     if cols[0].button("Start", type="primary", width="stretch"):
         action = "start"
-    if cols[1].button("Pause", width="stretch"):
+    # Pause acts in its callback, before the rerun redraws the page: the charts stop at the
+    # click rather than one script run later.
+    if cols[1].button("Pause", width="stretch", on_click=_on_pause):
         action = "pause"
     if cols[2].button("Step", width="stretch", help="advance one update's worth of steps"):
         action = "step"
@@ -465,41 +475,56 @@ def _banners(snap) -> None:
         st.success(f"Finished {snap.step:,} steps.")
 
 
-def live_panel() -> None:
-    """Status, banners and the live charts (runs as a fragment while training)."""
+# The page refreshes in three fragments at three rates: every fragment run costs the browser
+# a React pass per message (about five for the run itself, one per element), and its main
+# thread is what limits the chart rate, so text that changes slowly refreshes slowly.
+def status_panel() -> None:
+    """The status line (a fragment refreshing every ``STATUS_S`` while training)."""
     ss = _ss()
     trainer: Trainer = ss["trainer"]
-    snap = trainer.snapshot()
-    # Fixed containers: banners come and go, and a chart whose position in the element tree
-    # shifts is remounted by Streamlit (a visible flicker); inside containers nothing shifts.
-    with st.container():
-        _status_line(snap, trainer)
-    with st.container():
-        _banners(snap)
-    span = ss.get(_w("span"), 50)
-    if not isinstance(span, int) or span < 1:
-        st.error(f"span: smoothing span must be a whole number of at least 1, got {span!r}; drawing with 50")
-        span = 50
-    figures = charts.all_figures(snap, ss.get(_w("smoothing"), "ema"), span)
-    present = ss.get(_w("present"), False)
-    if present:
-        for fig in figures.values():
-            fig["layout"]["font"] = {"size": 18}
-    with st.container():
-        left, right = st.columns(2)
-        with left:
-            live_chart(figures["elbo"], key="elbo")
-            live_chart(figures["params"], key="params")
-        with right:
-            live_chart(figures["density"], key="density")
-            live_chart(figures["grads"], key="grads")
-        live_chart(figures["variance"], key="variance")
-    # The fragment cannot change its own refresh period: when training stops on its own
+    snap = trainer.snapshot(diagnosis=False, density=False)
+    _status_line(snap, trainer)
+    # The fragments cannot change their own refresh periods: when training stops on its own
     # (finished, diverged, a Step done), one full rerun settles the page.
     was_live = ss.get("live_refresh", False)
     if was_live and not trainer.busy:
         ss["live_refresh"] = False
         st.rerun(scope="app")
+
+
+def banner_panel() -> None:
+    """Errors, diagnosis and "Try this" (a fragment refreshing every ``BANNER_S`` while training).
+
+    A fixed container: banners come and go, and an element whose position in the element tree
+    shifts is remounted by Streamlit; inside the container nothing after it shifts.
+    """
+    with st.container():
+        _banners(_ss()["trainer"].snapshot(density=False))
+
+
+CHART_BANDS = [[["elbo", "params"], ["density", "grads"]], [["variance"]]]
+
+
+def chart_panel() -> None:
+    """The live charts (a fragment refreshing every ``UPDATE_S`` while training).
+
+    All five charts are one element: each update is then a single delta, one React pass in
+    the browser instead of five (see ``live_charts``), and every figure is built before any
+    of it is sent, so the update arrives in one piece rather than trickling out between the
+    trainer thread's turns at the interpreter.
+    """
+    ss = _ss()
+    trainer: Trainer = ss["trainer"]
+    snap = trainer.snapshot(diagnosis=False)
+    span = ss.get(_w("span"), 50)
+    if not isinstance(span, int) or span < 1:
+        st.error(f"span: smoothing span must be a whole number of at least 1, got {span!r}; drawing with 50")
+        span = 50
+    figures = charts.all_figures(snap, ss.get(_w("smoothing"), "ema"), span)
+    if ss.get(_w("present"), False):
+        for fig in figures.values():
+            fig["layout"]["font"] = {"size": 18}
+    live_charts(figures, key="live", bands=CHART_BANDS)
 
 
 def export_panel(trainer: Trainer) -> None:
@@ -572,7 +597,9 @@ def render_run_page() -> None:
         return
     busy = trainer.busy
     ss["live_refresh"] = busy
-    st.fragment(live_panel, run_every=UPDATE_S if busy else None)()
+    st.fragment(status_panel, run_every=STATUS_S if busy else None)()
+    st.fragment(banner_panel, run_every=BANNER_S if busy else None)()
+    st.fragment(chart_panel, run_every=UPDATE_S if busy else None)()
     if not busy:
         export_panel(trainer)
 

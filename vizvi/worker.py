@@ -28,6 +28,12 @@ from vizvi.parameterizations import DTYPE
 IDLE_PAUSE_S = 120.0
 MAX_SPEED = 0  # steps_per_update value meaning "as fast as the machine goes"
 TICK_S = 0.12  # pacing interval for a finite speed (about the chart update period)
+# At maximum speed a chunk is sized to take about this long: short enough that the charts get
+# fresh steps at their update rate, long enough that per-call overhead stays small (a fast
+# target does 1024 steps in ~10 ms, where the overhead would be half the time).
+TARGET_CHUNK_S = 0.08
+MIN_CHUNK = 256
+DENSITY_EVERY_S = 0.08  # the trainer re-evaluates q's density at most this often while running
 
 
 @dataclasses.dataclass
@@ -139,6 +145,11 @@ class Trainer:
         self._wake = threading.Condition(self._lock)
         self._running = False
         self._pending_steps = 0
+        self._density = None  # (state, density data) for the latest state evaluated
+        self._density_at = 0.0
+        self._max_speed_chunk = 1024  # steps per chunk at maximum speed; adapts to the target's pace
+        self._commands = 0  # bumped by pause(): a chunk computed across a pause is not committed
+        self._computing, self._computing_for = False, 0  # a chunk in flight, and under which commands
         self._closed = False
         self._compiled = False
         self._compiling = False
@@ -159,16 +170,20 @@ class Trainer:
             self._wake.notify_all()
 
     def pause(self) -> None:
-        """Stop after the chunk in progress (at most one chunk: well under half a second)."""
+        """Stop now: the chunk being computed is discarded, so nothing changes after the click.
+
+        Resuming recomputes those steps bit for bit (seeds are per step), so nothing is lost.
+        """
         with self._lock:
             self._running = False
             self._pending_steps = 0
+            self._commands += 1
 
     def step(self, steps: Optional[int] = None) -> None:
         """Advance one update's worth of steps (``steps_per_update``) while paused."""
         with self._lock:
             self._running = False
-            self._pending_steps += steps or self.steps_per_update or CHUNK_STEPS
+            self._pending_steps += steps or self.steps_per_update or self._max_speed_chunk
             self._wake.notify_all()
 
     def update_settings(self, **changes) -> list:
@@ -196,9 +211,11 @@ class Trainer:
 
     @property
     def busy(self) -> bool:
-        """True while compiling or with steps still to take (the UI should keep refreshing)."""
+        """True while compiling or with steps still to take (the UI should keep refreshing),
+        including a chunk being computed, unless a pause has already discarded it."""
         with self._lock:
-            return self.running or self._pending_steps > 0 or self._compiling
+            in_flight = self._computing and self._computing_for == self._commands
+            return self.running or self._pending_steps > 0 or self._compiling or in_flight
 
     def live_steps_per_s(self) -> Optional[float]:
         """Training throughput measured while live (steps over wall time spent training)."""
@@ -217,11 +234,13 @@ class Trainer:
                     self._running = False  # nobody is watching: an abandoned tab
                     continue
                 speed = self.steps_per_update
+                commands = self._commands
+                self._computing, self._computing_for = True, commands
                 if self._pending_steps > 0:
                     n = self._pending_steps
                     self._pending_steps = 0
                 else:
-                    n = speed if speed != MAX_SPEED else CHUNK_STEPS
+                    n = speed if speed != MAX_SPEED else self._max_speed_chunk
                 if not self._compiled:
                     self._compiling = True
             t0 = time.perf_counter()
@@ -236,10 +255,19 @@ class Trainer:
                 if n > 0:
                     pending = self.run.compute_chunk(n)
                     with self._lock:
-                        done = self.run.commit_chunk(pending)
+                        paused_meanwhile = commands != self._commands
+                        done = 0 if paused_meanwhile else self.run.commit_chunk(pending)
+                        state = self.run.state
+                        more = self._running or self._pending_steps > 0
+                    if done and pending[3] > 0:
+                        rate = done / pending[3]
+                        self._max_speed_chunk = int(min(CHUNK_STEPS, max(MIN_CHUNK, rate * TARGET_CHUNK_S)))
+                    if done and (not more or time.monotonic() - self._density_at >= DENSITY_EVERY_S):
+                        self._prepare_density(state)
+                    with self._lock:
                         self._live_steps += done
                         self._live_seconds += time.perf_counter() - t0
-                        if not self._running and n > done:
+                        if not self._running and n > done and not paused_meanwhile:
                             self._pending_steps += n - done  # rest of a Step longer than one chunk
                 with self._lock:
                     if self.run.status in ("diverged", "finished") or self.run.step >= self.run.config.steps:
@@ -249,10 +277,36 @@ class Trainer:
                         self._pending_steps = 0
             except Exception as e:  # noqa: BLE001 - the thread must never die silently
                 self._fail(f"{type(e).__name__}: {e}")
+            finally:
+                with self._lock:
+                    self._computing = False
             if speed != MAX_SPEED:
                 # Pace a finite speed to about one chunk of `speed` steps per chart update.
                 elapsed = time.perf_counter() - t0
                 time.sleep(max(0.0, TICK_S - elapsed))
+
+    def _prepare_density(self, state) -> None:
+        """Evaluate q's density for the state just committed, here in the trainer thread.
+
+        Called from the page, the traced density function can wait for TensorFlow's one
+        executor thread while it runs a chunk: tens of milliseconds that hold back a chart
+        update. Here it costs about a millisecond per chunk, taken from training. Only the
+        trainer writes the state, so reading the run outside the lock is safe.
+        """
+        self._density_at = time.monotonic()
+        data = density_data(self.run)
+        with self._lock:
+            if self.run.state is state:
+                self._density = (state, data)
+
+    def _density_now(self) -> dict:
+        """q's density for the page (caller holds the lock): while training, the trainer's
+        latest (at most ``DENSITY_EVERY_S`` behind); at rest, exactly the current state's."""
+        fresh = self._density is not None and self._density[0] is self.run.state
+        in_motion = self._density is not None and (self._running or self._computing) and self.error is None
+        if not (fresh or in_motion):
+            self._density = (self.run.state, density_data(self.run))
+        return self._density[1]
 
     def _fail(self, message: str) -> None:
         with self._lock:
@@ -274,8 +328,9 @@ class Trainer:
                 return "running"
             return "paused" if self.run.step > 0 else "ready"
 
-    def snapshot(self) -> Snapshot:
-        """A consistent copy of the run for drawing."""
+    def snapshot(self, *, diagnosis: bool = True, density: bool = True) -> Snapshot:
+        """A consistent copy of the run for drawing; ``diagnosis`` and ``density`` (each a few
+        milliseconds under the lock) can be left out (empty) by a reader that shows neither."""
         with self._lock:
             self._last_seen = time.monotonic()
             run = self.run
@@ -291,8 +346,8 @@ class Trainer:
                 reference=run.reference,
                 events=list(run.events),
                 divergence=run.divergence,
-                diagnosis=run.diagnose(),
-                density=density_data(run),
+                diagnosis=run.diagnose() if diagnosis else {},
+                density=self._density_now() if density else {},
                 steps_per_s=self.live_steps_per_s(),
                 compile_s=run.compile_s,
                 error=self.error,

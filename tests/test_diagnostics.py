@@ -57,3 +57,17 @@ def test_a_parameter_tracking_the_bottleneck_is_not_blamed():
 def test_too_early_to_judge():
     run = Run(RunConfig(model="normal-mean", steps=20)).run()
     assert {v["status"] for v in run.diagnose().values()} == {"warming up"}
+
+
+def test_long_adam_stall_is_noise_limited_and_natural_fixes_it():
+    """The reference problem after 40k Adam steps: the gradients are mostly noise, Adam's
+    normalised steps shrink with the signal-to-noise ratio, and the suggestion (natural)
+    reaches the posterior from scratch in a few thousand steps."""
+    run = Run(RunConfig(model="poisson-gamma", family="gamma", estimator="pathwise", optimizer="adam", lr=0.05,
+                        steps=40_000)).run()
+    c = run.diagnose()["concentration"]
+    assert c["status"] == "stalled (noise-limited)", c
+    assert c["suggestion"]["config"] == {"optimizer": "natural", "lr": None}
+    fixed = Run(RunConfig(**{**run.config.to_dict(), **c["suggestion"]["config"], "steps": 5000})).run()
+    assert fixed.kl_to_exact() < 0.05 < run.kl_to_exact()
+    assert {v["status"] for v in fixed.diagnose().values()} == {"converged"}

@@ -66,6 +66,13 @@ def _suggest_noise_limited(run) -> dict:
     if c.estimator in ("score", "score-baseline"):
         return {"text": "switch the estimator to pathwise (reparameterization): far lower variance for this family",
                 "config": {"estimator": "pathwise"}}
+    if c.optimizer in ("adam", "rmsprop", "adagrad"):
+        # Measured on the reference stall (Gamma q, Adam 0.05, 16 samples): 80k more steps of
+        # stl left KL at 3.2 (pathwise: 3.4); natural from scratch reached 0.007 in 5k steps.
+        return {"text": f"switch the optimizer to natural: {c.optimizer} divides each step by the gradient's running "
+                        "size, so when noise dominates its steps shrink to about signal-to-noise x learning rate; "
+                        "natural-gradient steps follow the geometry of q and are not shrunk by the noise",
+                "config": {"optimizer": "natural", "lr": None}}
     if c.estimator == "pathwise":
         return {"text": "switch the estimator to stl (sticking the landing): its variance vanishes as q approaches the posterior",
                 "config": {"estimator": "stl"}}

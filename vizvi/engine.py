@@ -377,8 +377,6 @@ class Run:
     @property
     def theta(self) -> np.ndarray:
         """Current constrained parameters."""
-        # Cached per state: the live page reads it several times per update, and each eager
-        # bijector call costs milliseconds of interpreter time taken from the trainer thread.
         # Cached per u (commit_chunk stores the chunk's last theta): the page reads it several
         # times per update, and an eager bijector call both costs milliseconds of interpreter
         # time and is unsafe beside a trainer thread (TFP's bijector cache is not thread-safe:

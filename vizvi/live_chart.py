@@ -5,6 +5,7 @@ rerun: at 10 updates/s four charts were all visible in only ~73% of 20 ms sample
 3.5x/s. :func:`live_chart` instead renders a Streamlit components-v2 element that stays
 mounted across reruns (same ``key``) and hands each new figure to ``Plotly.react``, which
 diffs it into the one graph it keeps, so the chart never disappears and user zoom survives.
+:func:`live_charts` puts several such graphs in one element, so an update is one delta.
 
 plotly.js is served by the app itself (the machine the dashboard runs on may have no
 internet): the copy bundled with the installed ``plotly`` package, and the chart renderer
@@ -181,8 +182,8 @@ def _typed_arrays(obj: Any) -> Any:
             spec = {"dtype": f"{arr.dtype.kind}{arr.dtype.itemsize}",
                     "bdata": base64.b64encode(arr.tobytes()).decode("ascii")}
             if arr.ndim == 2:
-                # Row-major with plotly.js's "rows,columns" shape (e.g. a contour's z), which
-                # plotly.js decodes itself; a nested list would cost the server ~2 ms per
+                # Row-major with plotly.js's "rows,columns" shape (e.g. a contour's z), decoded
+                # into rows by live_chart.js; a nested list would cost the server ~2 ms per
                 # thousand numbers to walk and the wire ~19 bytes per number.
                 spec["shape"] = f"{arr.shape[0]},{arr.shape[1]}"
             return spec

@@ -290,8 +290,9 @@ class Trainer:
 
         Called from the page, the traced density function can wait for TensorFlow's one
         executor thread while it runs a chunk: tens of milliseconds that hold back a chart
-        update. Here it costs about a millisecond per chunk, taken from training. Only the
-        trainer writes the state, so reading the run outside the lock is safe.
+        update. Here it costs a millisecond or so every ``DENSITY_EVERY_S``, taken from
+        training. It runs outside the lock; a result that a settings change overtook (a new
+        state object) is dropped, and the page evaluates that state itself.
         """
         self._density_at = time.monotonic()
         data = density_data(self.run)

@@ -1,9 +1,13 @@
-# vizvi: every target builds what it needs from the repository (a .venv from requirements.txt,
-# Debian's chromium for the browser tests), so a fresh machine needs nothing installed by hand.
+# vizvi: every target builds what it needs from the repository (a .venv from requirements.txt and
+# requirements-test.txt with vizvi itself installed in editable mode, Debian's chromium for the
+# browser tests), so a fresh machine needs nothing installed by hand.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+# The pins live in requirements.txt (runtime) and requirements-test.txt (pytest, playwright);
+# pyproject.toml reads both, so each pin is written once. The stamp changes with any of the three.
+VENV_INPUTS := requirements.txt requirements-test.txt pyproject.toml
+STAMP := $(VENV)/.installed-$(shell cat $(VENV_INPUTS) | sha1sum | cut -c1-12)
 CHROMIUM := /usr/bin/chromium
 PORT ?= 8501
 
@@ -11,10 +15,16 @@ PORT ?= 8501
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt
+# vizvi itself goes in editable (--no-deps: the pins above are its dependencies), which gives the
+# `vizvi` command and `import vizvi` from any folder. Without build isolation when the venv already
+# has setuptools >= 64 (Python 3.11's venv does): no download for the build.
+$(STAMP): $(VENV_INPUTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-test.txt
+	if $(PY) -c 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".")[0]) < 64)' 2>/dev/null; \
+	  then isolation=--no-build-isolation; else isolation=; fi; \
+	  $(PY) -m pip install --quiet --no-deps $$isolation --editable .
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -37,7 +47,7 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 cli-help: $(STAMP)
-	$(PY) -m vizvi run --help
+	$(VENV)/bin/vizvi run --help
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache test-artifacts build vizvi.egg-info

@@ -1,11 +1,11 @@
-"""vizvi dashboard entry: page config, the frame every page shares, and the router."""
+"""vizvi dashboard entry: runtime set-up, page config, and the router over pages/."""
 
 import streamlit as st
 
-from vizvi import ui
+from vizvi.ui import runtime
 
-ui.keep_tensorflow_state_across_reruns()
-ui.share_the_interpreter_with_the_trainer()
+runtime.keep_tensorflow_state_across_reruns()
+runtime.share_the_interpreter_with_the_trainer()
 
 st.set_page_config(page_title="vizvi: watch variational inference", page_icon="📈", layout="wide",
                    initial_sidebar_state="expanded")

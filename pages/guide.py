@@ -1,5 +1,58 @@
-"""The guide page: what every choice means and how to read the charts."""
+"""The guide page: demos to open, what every choice means (from the registries), how to read the charts."""
 
-from vizvi import ui
+import streamlit as st
 
-ui.render_guide_page()
+from vizvi import estimators, optimizers
+from vizvi.families import FAMILIES, families_for
+from vizvi.models import MODELS
+from vizvi.parameterizations import PARAMETERIZATIONS
+
+# Each demo is a run page URL: every setting not named takes its default.
+DEMOS = [
+    ("The stall: a Gamma concentration that barely moves under Adam (seed 000)",
+     "model=poisson-gamma&family=gamma&optimizer=adam&lr=0.05&steps=20000&speed=max"),
+    ("Its fix: natural gradients, with a Robbins-Monro schedule so the noisy steps settle",
+     "model=poisson-gamma&family=gamma&optimizer=natural&lr=0.1&schedule=robbins-monro&steps=20000&speed=max"),
+    ("Score function: the same target with REINFORCE gradients (watch the variance chart)",
+     "model=normal-mean&estimator=score&samples=4&optimizer=adam&steps=5000&speed=200"),
+    ("…against pathwise (reparameterization) gradients on the same settings",
+     "model=normal-mean&estimator=pathwise&samples=4&optimizer=adam&steps=5000&speed=200"),
+    ("Mean-field Normal on a correlated target: too narrow",
+     "model=correlated-gaussian&family=mean-field-normal&optimizer=adam&lr=0.02&steps=5000&speed=200"),
+    ("…against a full-rank Normal, which matches it",
+     "model=correlated-gaussian&family=full-rank-normal&optimizer=adam&lr=0.02&steps=5000&speed=200"),
+]
+
+st.title("Guide")
+st.markdown("**Try these** (each link opens the run page with the demo's settings; press Start):\n\n"
+            + "\n".join(f"- [{title}](/?{query})" for title, query in DEMOS))
+st.markdown(
+    "vizvi maximises the ELBO, **E_q[log p(x, z) − log q(z)]**, by stochastic gradient ascent on the parameters "
+    "of q and shows every quantity as it changes. The **ELBO** chart approaches the log evidence from below; the "
+    "gap is KL(q ‖ posterior). The **parameter** panels show each parameter in its own units with the KL-optimal "
+    "value (where it has a closed form) as a dashed line. The **gradient** chart shows |∂ELBO/∂u| for the "
+    "unconstrained value the optimizer moves, and the **estimator** chart the variance and signal-to-noise "
+    "ratio of one gradient estimate, measured from independent replicates every K steps."
+)
+st.subheader("Models")
+st.table({"model": list(MODELS), "what": [m.description for m in MODELS.values()],
+          "families": [", ".join(families_for(m)) for m in MODELS.values()]})
+st.subheader("Variational families")
+st.table({"family": list(FAMILIES), "what": [f.title for f in FAMILIES.values()],
+          "parameters": [f.describe_params() for f in FAMILIES.values()]})
+st.subheader("Gradient estimators")
+st.table({"estimator": [e.value for e in estimators.ESTIMATORS],
+          "what": [s.description for s in estimators.ESTIMATORS.values()]})
+st.subheader("Optimizers")
+st.table({"optimizer": [o.value for o in optimizers.OPTIMIZERS], "what": [s.description for s in optimizers.OPTIMIZERS.values()],
+          "default learning rate": [s.default_lr for s in optimizers.OPTIMIZERS.values()]})
+st.subheader("Parameterizations of positive parameters")
+st.table({"parameterization": [p.value for p in PARAMETERIZATIONS], "what": list(PARAMETERIZATIONS.values())})
+st.subheader("Diagnosis")
+st.markdown(
+    "- **stalled (step-limited)**: the gradient keeps one sign window after window but the parameter moves too "
+    "little to arrive soon: the optimizer's step is the bottleneck (try `natural`, or the `exp` parameterization).\n"
+    "- **stalled (noise-limited)**: no window shows a reliable gradient direction: the estimator's noise drowns "
+    "the signal (try `pathwise`, `stl`, more samples, or a Robbins-Monro schedule).\n"
+    "- **diverged**: a non-finite ELBO, gradient or parameter stopped the run; the last finite state is kept."
+)

@@ -112,7 +112,7 @@ def test_dashboard_live_in_chromium(hard_timeout):
         # Full reruns (a view-only setting changes) show the run's true step: it stays put.
         seen = []
         for span in ("40", "60"):
-            box = a.get_by_label("Smoothing span")
+            box = a.get_by_role("spinbutton", name="Smoothing span")
             box.fill(span)
             box.press("Enter")
             time.sleep(2.0)

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from vizvi.engine import (
-    EngineState, Run, RunConfig, StructuralKey, build_chunk_fn, get_chunk_fn, validate,
+    EngineState, Run, RunConfig, StepInputs, StructuralKey, build_chunk_fn, get_chunk_fn, validate,
 )
 from vizvi.errors import ConfigError
 from vizvi.estimators import EstimatorName
@@ -33,10 +33,9 @@ def _run_chunk(fn, opt, model, family, parameterization, data, lr, steps, varian
     pm = ParameterMap(family.constraints, parameterization)
     u0 = pm.unconstrain(theta0 if theta0 is not None else family.defaults)
     state = EngineState(u0, opt.init(u0), tf.constant(0, tf.int64), tf.zeros([family.size], tf.int64))
-    return fn(
-        state, tf.constant([1, 2], tf.int32), tf.constant(lr, tf.float64), tf.constant(0, tf.int32),
-        tf.constant(variance_every, tf.int64), tf.constant(steps, tf.int32), data,
-    )
+    inputs = StepInputs(tf.constant([1, 2], tf.int32), tf.constant(lr, tf.float64), tf.constant(0, tf.int32),
+                        tf.constant(variance_every, tf.int64), data)
+    return fn(state, inputs, tf.constant(steps, tf.int32))
 
 
 @pytest.mark.parametrize(
@@ -52,7 +51,7 @@ def test_every_allowed_combination_runs_a_chunk_with_finite_telemetry(family, pa
     key = StructuralKey(model.name, family, parameterization, estimator, optimizer, 4, 3)
     fn, opt = build_chunk_fn(key, jit=False, chunk_steps=3)
     state, tel, info = _run_chunk(fn, opt, model, f, parameterization, data, lr=1e-3, steps=3)
-    assert int(info.count) == 3 and int(info.diverged_what) == 0
+    assert int(info.count) == 3 and int(info.fault) == 0
     for field in ("elbo", "theta", "u", "grad", "grad_theta", "update", "grad_variance", "grad_snr", "lr"):
         values = getattr(tel, field).numpy()
         assert np.all(np.isfinite(values)), (field, values)
@@ -257,3 +256,49 @@ def test_theta_follows_the_state_and_is_a_copy():
     run.advance(10)
     np.testing.assert_allclose(run.theta, run.param_map.constrain(run.state.u).numpy())
     assert not np.allclose(run.theta, run.theta0)
+
+
+def test_step_is_callable_alone_and_is_the_chunk_s_first_row():
+    """``engine.step`` is the chunk's body: one call gives the first row of a chunk's telemetry."""
+    from vizvi.engine import Fault, Telemetry, chunk, initial_state, make_problem, step
+
+    key = StructuralKey("poisson-gamma", "gamma", "softplus", "pathwise", "adam", 4, 3)
+    problem = make_problem(key)
+    model = problem.model
+    data = model.data_tensors(model.simulate(40, 0))
+    state = initial_state(problem, problem.param_map.unconstrain(problem.family.defaults))
+    inputs = StepInputs(tf.constant([1, 2], tf.int32), tf.constant(0.05, tf.float64), tf.constant(1, tf.int32),
+                        tf.constant(1, tf.int64), data)
+    new_state, info = step(problem, state, inputs)
+    assert int(info.fault) == Fault.NONE and int(new_state.step) == 1
+    assert bool(info.has_variance) and np.all(np.isfinite(info.grad_variance.numpy()))
+    # robbins-monro at step 0 is the base rate
+    assert float(info.lr) == pytest.approx(0.05)
+    _, tel, chunk_info = chunk(problem, state, inputs, tf.constant(2, tf.int32), chunk_steps=2)
+    assert int(chunk_info.count) == 2
+    for field in Telemetry._fields:
+        np.testing.assert_array_equal(getattr(tel, field).numpy()[0], getattr(info, field).numpy(), err_msg=field)
+
+
+def test_a_faulting_step_commits_nothing():
+    from vizvi.engine import Fault, initial_state, make_problem, step
+
+    problem = make_problem(StructuralKey("poisson-gamma", "gamma", "softplus", "pathwise", "sgd", 4, 3))
+    data = problem.model.data_tensors(problem.model.simulate(40, 0))
+    state = initial_state(problem, problem.param_map.unconstrain(problem.family.defaults))
+    inputs = StepInputs(tf.constant([1, 2], tf.int32), tf.constant(1e300, tf.float64), tf.constant(0, tf.int32),
+                        tf.constant(0, tf.int64), data)
+    new_state, info = step(problem, state, inputs)
+    assert Fault(int(info.fault)) in (Fault.GRADIENT, Fault.PARAMETER)
+    np.testing.assert_array_equal(new_state.u.numpy(), state.u.numpy())
+    assert int(new_state.step) == 0
+
+
+def test_schedules_are_named_callables():
+    from vizvi import schedules
+
+    lr, t = tf.constant(0.1, tf.float64), tf.constant(900.0, tf.float64)
+    for i, (name, sched) in enumerate(schedules.SCHEDULES.items()):
+        assert float(schedules.learning_rate(tf.constant(i), lr, t)) == pytest.approx(float(sched.rule(lr, t)))
+    assert float(schedules.robbins_monro(lr, t)) == pytest.approx(0.1 * 10 ** -0.6)
+    assert schedules.schedule_index("robbins-monro") == 1

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from vizvi.families import get_family
 from vizvi.models import get_model
-from vizvi.optimizers import OptimizerName, StepInfo, adagrad, adam, make_optimizer, momentum, rmsprop, sgd
+from vizvi.optimizers import OptimizerName, UpdateInfo, adagrad, adam, make_optimizer, momentum, rmsprop, sgd
 from vizvi.parameterizations import ParameterMap, Parameterization
 
 KERAS = {
@@ -59,7 +59,7 @@ def test_natural_step_with_exact_gradient_is_cavi(model_name, family_name):
         elbo = -tfp.distributions.kl_divergence(family.build(theta), model.exact_posterior(data))
     g = tape.gradient(elbo, theta)
     u = pm.unconstrain(theta)
-    updates, _ = opt.update(None, opt.init(u), u, tf.constant(1.0, tf.float64), StepInfo(theta, g))
+    updates, _ = opt.update(None, opt.init(u), u, tf.constant(1.0, tf.float64), UpdateInfo(theta, g))
     new_theta = pm.constrain(u + updates).numpy()
     optimum = family.optimum(model.reference(data))
     if family_name == "mean-field-normal":
@@ -77,6 +77,6 @@ def test_natural_backtracks_instead_of_leaving_the_support():
     theta = tf.constant([2.0, 1.0], tf.float64)
     u = pm.unconstrain(theta)
     huge = tf.constant([-1e6, 1e6], tf.float64)  # would drive the concentration far below 0
-    updates, _ = opt.update(None, opt.init(u), u, tf.constant(1.0, tf.float64), StepInfo(theta, huge))
+    updates, _ = opt.update(None, opt.init(u), u, tf.constant(1.0, tf.float64), UpdateInfo(theta, huge))
     new_theta = pm.constrain(u + updates).numpy()
     assert np.all(np.isfinite(new_theta)) and np.all(new_theta > 0)

@@ -26,33 +26,19 @@ class _OneLineParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser."""
-    from vizvi.engine import SCHEDULES, RunConfig
-    from vizvi.estimators import EstimatorName
-    from vizvi.families import FAMILIES
-    from vizvi.models import MODELS
-    from vizvi.optimizers import OptimizerName
-    from vizvi.parameterizations import Parameterization
+    """The CLI's argument parser: one ``--flag`` per ``vizvi.settings`` run setting."""
+    from vizvi.settings import RUN_SETTINGS, Kind
 
-    d = RunConfig()
-    p = _OneLineParser(prog="python -m vizvi", description="Gradient-based variational inference you can watch.")
+    p = _OneLineParser(prog="vizvi", description="Gradient-based variational inference you can watch.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     run = sub.add_parser("run", help="train one run and write its JSON record")
-    run.add_argument("--model", default=d.model, help=f"one of: {', '.join(MODELS)}")
-    run.add_argument("--family", default=None, help=f"one of: {', '.join(FAMILIES)} (default: the model's natural fit)")
-    run.add_argument("--parameterization", default=d.parameterization, help=f"one of: {', '.join(x.value for x in Parameterization)}")
-    run.add_argument("--init", default=None, help="name=value,... (initial constrained values), 'prior' or 'random'")
-    run.add_argument("--estimator", default=d.estimator, help=f"one of: {', '.join(x.value for x in EstimatorName)}")
-    run.add_argument("--samples", type=int, default=d.samples, help="Monte Carlo samples per step")
-    run.add_argument("--optimizer", default=d.optimizer, help=f"one of: {', '.join(x.value for x in OptimizerName)}")
-    run.add_argument("--lr", type=float, default=None, help="learning rate (default depends on the optimizer)")
-    run.add_argument("--schedule", default=d.schedule, help=f"one of: {', '.join(SCHEDULES)}")
-    run.add_argument("--steps", type=int, default=d.steps, help="optimisation steps")
-    run.add_argument("--seed", type=int, default=d.seed, help="seed for data and Monte Carlo draws")
-    run.add_argument("--n", type=int, default=None, help="number of simulated observations")
-    run.add_argument("--data", default=None, help="CSV file of observations instead of simulated data")
-    run.add_argument("--variance-every", type=int, default=d.variance_every, help="measure estimator variance every K steps (0: never)")
-    run.add_argument("--replicates", type=int, default=d.replicates, help="independent gradient estimates per variance measurement")
+    for s in RUN_SETTINGS:
+        if s.cli:
+            # Numbers are parsed here (a typo fails before anything loads); choices and ranges
+            # are checked once, by the engine's validation, which knows what depends on what.
+            kind = {Kind.INT: int, Kind.FLOAT: float}.get(s.kind)
+            run.add_argument(f"--{s.flag}", dest=s.name, default=s.default, help=s.describe(),
+                             **({"type": kind} if kind else {}))
     run.add_argument("--json", required=True, help="path of the JSON record to write")
     run.add_argument("--csv", default=None, help="also write the history as CSV")
     run.add_argument("--tensorboard", default=None, help="also write tf.summary scalars to this directory")
@@ -72,7 +58,7 @@ def _list_choices() -> str:
     lines += [f"  {m.name:22s} {m.description} (families: {', '.join(families_for(m))})" for m in MODELS.values()]
     lines += ["families:"] + [f"  {f.name:22s} {f.title}: {f.describe_params()}" for f in FAMILIES.values()]
     lines += ["estimators:"] + [f"  {k.value:22s} {v.description}" for k, v in ESTIMATORS.items()]
-    lines += ["optimizers:"] + [f"  {k.value:22s} {v}" for k, v in OPTIMIZERS.items()]
+    lines += ["optimizers:"] + [f"  {k.value:22s} {v.description}" for k, v in OPTIMIZERS.items()]
     lines += ["parameterizations:"] + [f"  {k.value:22s} {v}" for k, v in PARAMETERIZATIONS.items()]
     return "\n".join(lines)
 
@@ -112,13 +98,9 @@ def _write(path: str, text: str, argument: str) -> None:
 def config_from_args(args: argparse.Namespace):
     """The RunConfig a parsed ``run`` command describes (not yet validated)."""
     from vizvi.engine import RunConfig
+    from vizvi.settings import RUN_SETTINGS
 
-    return RunConfig(
-        model=args.model, family=args.family, parameterization=args.parameterization, init=args.init,
-        estimator=args.estimator, samples=args.samples, optimizer=args.optimizer, lr=args.lr, schedule=args.schedule,
-        steps=args.steps, seed=args.seed, n=args.n, data=args.data, variance_every=args.variance_every,
-        replicates=args.replicates,
-    )
+    return RunConfig(**{s.name: getattr(args, s.name) for s in RUN_SETTINGS if s.cli})
 
 
 def main(argv: Optional[list] = None) -> int:

@@ -22,11 +22,33 @@ of settings that a fresh run can apply.
 
 from __future__ import annotations
 
+import enum
 from typing import Optional
 
 import numpy as np
 
-from vizvi.parameterizations import Constraint
+from vizvi import estimators, optimizers
+from vizvi.status import Status
+from vizvi.parameterizations import Constraint, Parameterization
+
+
+class Verdict(str, enum.Enum):
+    """What the diagnosis says of one parameter."""
+
+    WARMING_UP = "warming up"
+    CONVERGING = "converging"
+    CONVERGED = "converged"
+    STEP_LIMITED = "stalled (step-limited)"
+    NOISE_LIMITED = "stalled (noise-limited)"
+    DIVERGED = "diverged"
+
+    @property
+    def stalled(self) -> bool:
+        """True for the two kinds of stall."""
+        return self in (Verdict.STEP_LIMITED, Verdict.NOISE_LIMITED)
+
+    def __str__(self) -> str:
+        return self.value
 
 WINDOW = 1000  # steps looked at
 MIN_STEPS = 100  # fewer than this: too early to judge
@@ -47,13 +69,13 @@ def _window_stats(x: np.ndarray, parts: int):
 
 def _suggest_step_limited(run, name: str, constraint: Constraint) -> dict:
     c = run.config
-    if c.optimizer != "natural":
+    if not optimizers.spec(c.optimizer).natural:
         return {
             "text": "switch the optimizer to natural: natural-gradient steps are scaled by the geometry of q, so a "
                     "parameter that needs to grow a hundredfold gets there in a few steps",
             "config": {"optimizer": "natural", "lr": None},
         }
-    if constraint is Constraint.POSITIVE and c.parameterization != "exp":
+    if constraint is Constraint.POSITIVE and c.parameterization != Parameterization.EXP.value:
         return {"text": "use the exp parameterization: steps in log space change the parameter by a fixed factor",
                 "config": {"parameterization": "exp"}}
     if c.init not in ("prior",):
@@ -63,43 +85,45 @@ def _suggest_step_limited(run, name: str, constraint: Constraint) -> dict:
 
 def _suggest_noise_limited(run) -> dict:
     c = run.config
-    if c.estimator in ("score", "score-baseline"):
-        return {"text": "switch the estimator to pathwise (reparameterization): far lower variance for this family",
-                "config": {"estimator": "pathwise"}}
-    if c.optimizer in ("adam", "rmsprop", "adagrad"):
+    estimator = estimators.spec(c.estimator)
+    if estimator.score_function and estimator.quieter:
+        # Leaving the score function is the big win; pathwise -> stl is a small one (below).
+        return {"text": estimator.quieter_why, "config": {"estimator": estimator.quieter}}
+    if optimizers.spec(c.optimizer).adaptive:
         # Measured on the reference stall (Gamma q, Adam 0.05, 16 samples): 80k more steps of
         # stl left KL at 3.2 (pathwise: 3.4); natural from scratch reached 0.007 in 5k steps.
         return {"text": f"switch the optimizer to natural: {c.optimizer} divides each step by the gradient's running "
                         "size, so when noise dominates its steps shrink to about signal-to-noise x learning rate; "
                         "natural-gradient steps follow the geometry of q and are not shrunk by the noise",
                 "config": {"optimizer": "natural", "lr": None}}
-    if c.estimator == "pathwise":
-        return {"text": "switch the estimator to stl (sticking the landing): its variance vanishes as q approaches the posterior",
-                "config": {"estimator": "stl"}}
+    if estimator.quieter:
+        return {"text": estimator.quieter_why, "config": {"estimator": estimator.quieter}}
     if c.samples < 256:
         return {"text": f"use more samples per step (now {c.samples}): variance falls as 1/samples",
                 "config": {"samples": min(c.samples * 4, 4096)}}
     return {"text": "use the robbins-monro schedule to average the noise out", "config": {"schedule": "robbins-monro"}}
 
 
-def _verdict(status: str, text: str, suggestion: Optional[dict] = None) -> dict:
+def _verdict(status: Verdict, text: str, suggestion: Optional[dict] = None) -> dict:
     return {"status": status, "text": text, "suggestion": suggestion}
 
 
 def diagnose(run) -> dict:
-    """Per-parameter verdicts ``{name: {"status", "text", "suggestion"}}`` for a Run."""
+    """Per-parameter verdicts ``{name: {"status": Verdict, "text", "suggestion"}}`` for a Run,
+    the parameter farthest from its optimum (relative) first: the banner a user reads first
+    names the bottleneck."""
     names = run.family.param_names
     out = {}
-    if run.status == "diverged" and run.divergence:
+    if run.status is Status.DIVERGED and run.divergence:
         d = run.divergence
         for n in names:
             if d["parameter"] in (None, n):
-                out[n] = _verdict("diverged", d["message"], {"text": "lower the learning rate tenfold", "config": {"lr": run.config.lr / 10}})
+                out[n] = _verdict(Verdict.DIVERGED, d["message"], {"text": "lower the learning rate tenfold", "config": {"lr": run.config.lr / 10}})
     rec = run.history.steps.recent()
     steps_seen = len(rec["step"]) if rec else 0
     if steps_seen < MIN_STEPS:
         for n in names:
-            out.setdefault(n, _verdict("warming up", f"{n}: too few steps to judge ({steps_seen} < {MIN_STEPS})"))
+            out.setdefault(n, _verdict(Verdict.WARMING_UP, f"{n}: too few steps to judge ({steps_seen} < {MIN_STEPS})"))
         return out
     w = min(WINDOW, steps_seen)
     grad, theta = rec["grad"][-w:], rec["theta"][-w:]
@@ -130,7 +154,7 @@ def diagnose(run) -> dict:
             target = optimum[i]
             gap = abs(t_end - target)
             if gap <= AT_OPTIMUM * max(abs(target), floor):
-                out[n] = _verdict("converged", f"{n} = {t_end:.4g} is within {AT_OPTIMUM:.0%} of its optimum {target:.4g}")
+                out[n] = _verdict(Verdict.CONVERGED, f"{n} = {t_end:.4g} is within {AT_OPTIMUM:.0%} of its optimum {target:.4g}")
                 continue
             eta = gap / pace if pace > 0 else np.inf
             slow = eta > ETA_FACTOR * w
@@ -141,7 +165,7 @@ def diagnose(run) -> dict:
             where = ""
         if consistent and slow:
             out[n] = _verdict(
-                "stalled (step-limited)",
+                Verdict.STEP_LIMITED,
                 f"{n} is step-limited: its gradient has pointed {direction} in every one of the last {SUBWINDOWS} windows "
                 f"({w} steps) yet it moved only {rel_change:.1%} (now {t_end:.4g}){where}. The optimizer's step is the bottleneck.",
                 _suggest_step_limited(run, n, constraint),
@@ -149,32 +173,46 @@ def diagnose(run) -> dict:
             continue
         quiet = not significant[-2:].any()
         noisy_without_optimum = optimum is None and snr_med is not None and snr_med < NOISE_SNR and rel_spread > 0.1
-        if slow and quiet and (optimum is not None or noisy_without_optimum):
+        # Far from a known optimum and too slow to arrive, with no steady gradient direction:
+        # noise-limited even if a window or two shows a significant mean (a parameter 76x short
+        # of its optimum, moving 10% per thousand steps, is not "converging").
+        if slow and (optimum is not None or (quiet and noisy_without_optimum)):
             # Far from where it should be, yet no window shows a reliable direction: noise
             # drowns the signal, unless it merely follows a step-limited parameter (second pass).
             pending[n] = (t_end, snr_text, where, rel_change, w)
         elif optimum is None and quiet and rel_spread <= 0.1:
-            out[n] = _verdict("converged", f"{n} = {t_end:.4g} holds still and its gradient has no significant mean")
+            out[n] = _verdict(Verdict.CONVERGED, f"{n} = {t_end:.4g} holds still and its gradient has no significant mean")
         else:
-            out[n] = _verdict("converging", f"{n} = {t_end:.4g} is still moving ({rel_change:.1%} over the last {w} steps)")
-    bottlenecks = [n for n, v in out.items() if v["status"] == "stalled (step-limited)"]
+            out[n] = _verdict(Verdict.CONVERGING, f"{n} = {t_end:.4g} is still moving ({rel_change:.1%} over the last {w} steps)")
+    bottlenecks = [n for n, v in out.items() if v["status"] is Verdict.STEP_LIMITED]
     for n, (t_end, snr_text, where, rel_change, w) in pending.items():
         if bottlenecks:
             out[n] = _verdict(
-                "converging",
+                Verdict.CONVERGING,
                 f"{n} = {t_end:.4g} follows {', '.join(bottlenecks)}: its own gradient is near zero given the others, "
                 f"so it moves only as fast as the bottleneck ({rel_change:.1%} over the last {w} steps)",
             )
         else:
             out[n] = _verdict(
-                "stalled (noise-limited)",
+                Verdict.NOISE_LIMITED,
                 f"{n} is noise-limited: no window of the last {w} steps shows a reliable gradient direction "
                 f"(single-estimate signal-to-noise {snr_text}), so its steps are mostly noise (now {t_end:.4g}){where}.",
                 _suggest_noise_limited(run),
             )
-    return {n: out[n] for n in names}
+    return {n: out[n] for n in _farthest_first(run, names, theta[-1])}
+
+
+def _farthest_first(run, names, theta) -> list:
+    """Parameter names ordered by relative distance from their optimum, farthest first (the
+    family's order where no optimum is known; a stable sort keeps it among ties)."""
+    if run.optimum is None:
+        return list(names)
+    gap = np.abs(theta - run.optimum) / np.maximum(np.abs(run.optimum), 1e-8)
+    # Rounded so that parameters equally far (both ~99% short, as a Gamma's concentration and
+    # rate are when they must grow together) keep the family's order.
+    return [names[i] for i in np.argsort(-np.round(gap, 2), kind="stable")]
 
 
 def stalled(run) -> list:
     """Names of the stalled parameters."""
-    return [n for n, d in diagnose(run).items() if d["status"].startswith("stalled")]
+    return [n for n, d in diagnose(run).items() if d["status"].stalled]

@@ -19,22 +19,26 @@ forever on an infinite concentration, so an unguarded step would hang the whole 
 from __future__ import annotations
 
 import dataclasses
+import enum
+import functools
 import threading
 import time
-from typing import NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 import numpy as np
 from vizvi._tf import tf
 import tensorflow_probability as tfp
 
-from vizvi import diagnostics
+from vizvi import diagnostics, optimizers, schedules
 from vizvi.errors import ConfigError
-from vizvi.estimators import ESTIMATORS, EstimatorName, check_estimator, elbo_and_grad, parse_estimator
+from vizvi.estimators import EstimatorName, check_estimator, elbo_and_grad
 from vizvi.families import Family, get_family, resolve_init
 from vizvi.history import History
 from vizvi.models import Model, get_model, load_dataset
-from vizvi.optimizers import DEFAULT_LR, OptimizerName, StepInfo, make_optimizer, parse_optimizer
+from vizvi.optimizers import Optimizer, OptimizerName, UpdateInfo, make_optimizer
 from vizvi.parameterizations import DTYPE, ParameterMap, parse_parameterization
+from vizvi.settings import LIVE_SETTINGS, RUN_SETTINGS, SETTING
+from vizvi.status import Status
 
 tfd = tfp.distributions
 
@@ -42,135 +46,54 @@ tfd = tfp.distributions
 # at will (a tensor argument: no retrace); fast targets such as banana run ~1.8x faster in
 # chunks of 8192 than of 1024, since each call costs fixed Python and runtime overhead.
 CHUNK_STEPS = 8192
-SCHEDULES = {"constant": 0, "robbins-monro": 1}
-# Robbins-Monro schedule lr_t = lr * (1 + t / TAU)^-KAPPA: with 0.5 < KAPPA <= 1 the steps sum to
-# infinity while their squares do not, the condition for SGD to converge.
-RM_TAU, RM_KAPPA = 100.0, 0.6
-MAX_SAMPLES = 4096
-MAX_REPLICATES = 256
 MAX_SAMPLE_ELEMENTS = 20_000_000  # samples x replicates x per-sample data work, a memory-safe cap
-MAX_LR = 1e6
-MAX_STEPS = 1_000_000_000
-DIVERGED_WHAT = {1: "ELBO", 2: "gradient", 3: "parameter"}
 
 
-@dataclasses.dataclass
-class RunConfig:
-    """Every setting of a run; ``None`` fields take the documented defaults."""
+class Fault(enum.IntEnum):
+    """Which quantity of a step was not finite (or left its support); NONE for a good step."""
 
-    model: str = "poisson-gamma"
-    family: Optional[str] = None
-    parameterization: str = "softplus"
-    init: Optional[str] = None
-    estimator: str = "pathwise"
-    samples: int = 16
-    optimizer: str = "adam"
-    lr: Optional[float] = None
-    schedule: str = "constant"
-    steps: int = 2000
-    seed: int = 0
-    n: Optional[int] = None
-    data: Optional[str] = None
-    variance_every: int = 100
-    replicates: int = 16
+    NONE = 0
+    ELBO = 1
+    GRADIENT = 2
+    PARAMETER = 3
 
-    def filled(self, model: Model) -> "RunConfig":
-        """A copy with every default filled in (family, lr, n)."""
-        c = dataclasses.replace(self)
-        if c.family is None:
-            c.family = model.default_family
-        if c.lr is None:
-            c.lr = DEFAULT_LR[parse_optimizer(c.optimizer)]
-        if c.n is None and c.data is None:
-            c.n = model.default_n
-        return c
+    @property
+    def quantity(self) -> str:
+        """The quantity's name in messages."""
+        return {Fault.ELBO: "ELBO", Fault.GRADIENT: "gradient", Fault.PARAMETER: "parameter"}.get(self, "")
 
-    def to_dict(self) -> dict:
-        """Plain dict of the settings."""
-        return dataclasses.asdict(self)
+    @property
+    def per_parameter(self) -> bool:
+        """True when the fault is in one parameter's component (it has an index)."""
+        return self in (Fault.GRADIENT, Fault.PARAMETER)
 
 
-def _check_number(name, value, lo, hi, integer=False):
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(name, f"{value!r} is not a number") from None
-    if not np.isfinite(v):
-        raise ConfigError(name, f"{value!r} is not a finite number")
-    if integer and v != int(v):
-        raise ConfigError(name, f"{value!r} is not a whole number")
-    if not lo <= v <= hi:
-        raise ConfigError(name, f"{value!r} is out of range [{lo:g}, {hi:g}]")
-    return int(v) if integer else v
+def _run_config_fill(self, model: Model) -> "RunConfig":
+    """A copy with every default that depends on another choice filled in (family, lr, n)."""
+    c = dataclasses.replace(self)
+    if c.family is None:
+        c.family = model.default_family
+    if c.lr is None:
+        c.lr = optimizers.default_lr(c.optimizer)
+    if c.n is None and c.data is None:
+        c.n = model.default_n
+    return c
 
 
-def validate(config: RunConfig):
-    """Check every setting; return (filled config, model, family, param map, estimator, optimizer name)."""
-    model = get_model(config.model)
-    config = config.filled(model)
-    family = get_family(config.family, model)
-    param_map = ParameterMap(family.constraints, parse_parameterization(config.parameterization))
-    estimator = parse_estimator(config.estimator)
-    optimizer = parse_optimizer(config.optimizer)
-    config.samples = _check_number("samples", config.samples, 1, MAX_SAMPLES, integer=True)
-    config.replicates = _check_number("replicates", config.replicates, 2, MAX_REPLICATES, integer=True)
-    config.variance_every = _check_number("variance-every", config.variance_every, 0, MAX_STEPS, integer=True)
-    config.steps = _check_number("steps", config.steps, 0, MAX_STEPS, integer=True)
-    config.seed = _check_number("seed", config.seed, 0, 2**31 - 1, integer=True)
-    lr = _check_number("lr", config.lr, 0, MAX_LR)
-    if lr <= 0:
-        raise ConfigError("lr", f"learning rate must be positive, got {config.lr!r}")
-    config.lr = lr
-    if config.schedule not in SCHEDULES:
-        raise ConfigError("schedule", f"unknown schedule {config.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
-    if config.n is not None and config.data is None and model.csv_columns:
-        config.n = _check_number("n", config.n, 1, 10_000_000, integer=True)
-    check_estimator(estimator, family, config.samples)
-    if optimizer is OptimizerName.NATURAL and not hasattr(family, "mean_params"):
-        raise ConfigError("optimizer", f"natural gradients need an exponential family; {family.name!r} is not one")
-    per_sample = max(1, config.n or 1) if model.name == "logistic-regression" else 1
-    if config.samples * config.replicates * per_sample > MAX_SAMPLE_ELEMENTS:
-        raise ConfigError(
-            "samples",
-            f"{config.samples} samples x {config.replicates} replicates x {per_sample} observations exceeds the memory-safe cap "
-            f"of {MAX_SAMPLE_ELEMENTS:,} per step; lower samples or replicates",
-        )
-    return config, model, family, param_map, estimator, optimizer
+def _run_config_dict(self) -> dict:
+    """Plain dict of the settings."""
+    return dataclasses.asdict(self)
 
 
-class EngineState(NamedTuple):
-    """Everything a chunk carries from one step to the next."""
-
-    u: tf.Tensor  # unconstrained parameters [D]
-    opt_state: tuple  # the optimizer's NamedTuple state
-    step: tf.Tensor  # int64: steps taken so far
-    projections: tf.Tensor  # int64 [D]: cumulative projections back into the support
-
-
-class Telemetry(NamedTuple):
-    """Per-step records of one chunk; every field has CHUNK_STEPS rows, the first ``count`` valid."""
-
-    step: tf.Tensor  # [K] int64, the step number after the update (1-based)
-    elbo: tf.Tensor  # [K] ELBO estimate at the parameters before the update
-    kl: tf.Tensor  # [K] analytic KL(q || exact posterior) before the update, NaN when unknown
-    lr: tf.Tensor  # [K] learning rate used
-    theta: tf.Tensor  # [K, D] constrained parameters after the update
-    u: tf.Tensor  # [K, D] unconstrained parameters after the update
-    grad: tf.Tensor  # [K, D] d ELBO / d u: the gradient the update used
-    grad_theta: tf.Tensor  # [K, D] d ELBO / d theta (constrained units)
-    update: tf.Tensor  # [K, D] the change in u
-    has_variance: tf.Tensor  # [K] bool: variance measured at this step
-    grad_variance: tf.Tensor  # [K, D] variance of a single gradient estimate (w.r.t. u)
-    grad_snr: tf.Tensor  # [K, D] |mean| / sd of a single gradient estimate
-
-
-class ChunkInfo(NamedTuple):
-    """How a chunk ended."""
-
-    count: tf.Tensor  # steps completed
-    diverged_what: tf.Tensor  # 0 none, 1 ELBO, 2 gradient, 3 parameter
-    diverged_index: tf.Tensor  # parameter index (for gradient / parameter)
-    diverged_value: tf.Tensor  # the offending value
+# Every setting of a run, one field per ``vizvi.settings`` entry; ``None`` fields take the
+# documented defaults (``filled``).
+RunConfig = dataclasses.make_dataclass(
+    "RunConfig",
+    [(s.name, Any, dataclasses.field(default=s.default)) for s in RUN_SETTINGS],
+    namespace={"filled": _run_config_fill, "to_dict": _run_config_dict,
+               "__doc__": "Every setting of a run (one field per ``vizvi.settings.RUN_SETTINGS`` entry)."},
+)
+RunConfig.__module__ = __name__
 
 
 class StructuralKey(NamedTuple):
@@ -183,6 +106,107 @@ class StructuralKey(NamedTuple):
     optimizer: str
     samples: int
     replicates: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """A structural choice resolved to the objects a step computes with."""
+
+    model: Model
+    family: Family
+    param_map: ParameterMap
+    estimator: EstimatorName
+    optimizer: Optimizer
+    kl: Optional[Callable]  # (theta, data) -> KL(q || exact posterior), None where TFP has none
+    samples: int
+    replicates: int
+
+
+def make_problem(key: StructuralKey) -> Problem:
+    """The Problem a structural key names (the choices are assumed validated)."""
+    model = get_model(key.model)
+    family = get_family(key.family, model)
+    param_map = ParameterMap(family.constraints, parse_parameterization(key.parameterization))
+    optimizer = make_optimizer(OptimizerName(key.optimizer), family, param_map)
+    return Problem(model, family, param_map, EstimatorName(key.estimator), optimizer, _kl_fn(model, family),
+                   key.samples, key.replicates)
+
+
+def validate(config: RunConfig) -> RunConfig:
+    """Every setting checked (registry ranges and choices, then the ones that depend on each
+    other); returns the filled, validated copy. Raises ConfigError naming the setting."""
+    model = get_model(SETTING["model"].check(config.model))
+    config = config.filled(model)
+    for s in RUN_SETTINGS:
+        value = getattr(config, s.name)
+        if value is not None and s.applies(model) and not (s.name == "n" and config.data is not None):
+            setattr(config, s.name, s.check(value))
+    family = get_family(config.family, model)
+    check_estimator(EstimatorName(config.estimator), family, config.samples)
+    if optimizers.spec(config.optimizer).natural and not family.exponential_family:
+        raise ConfigError("optimizer", f"natural gradients need an exponential family; {family.name!r} is not one")
+    per_sample = model.cost_per_sample(config.n)
+    if config.samples * config.replicates * per_sample > MAX_SAMPLE_ELEMENTS:
+        raise ConfigError(
+            "samples",
+            f"{config.samples} samples x {config.replicates} replicates x {per_sample} observations exceeds the memory-safe cap "
+            f"of {MAX_SAMPLE_ELEMENTS:,} per step; lower samples or replicates",
+        )
+    return config
+
+
+class EngineState(NamedTuple):
+    """Everything a chunk carries from one step to the next."""
+
+    u: tf.Tensor  # unconstrained parameters [D]
+    opt_state: tuple  # the optimizer's NamedTuple state
+    step: tf.Tensor  # int64: steps taken so far
+    projections: tf.Tensor  # int64 [D]: cumulative projections back into the support
+
+
+class StepInputs(NamedTuple):
+    """Everything numeric a step takes besides its state: tensors, so a change never retraces."""
+
+    seed: tf.Tensor  # [2] int32, the run's seed; step t draws with fold_in(seed, t)
+    lr: tf.Tensor  # base learning rate
+    schedule: tf.Tensor  # int32 index into ``schedules.SCHEDULES``
+    variance_every: tf.Tensor  # int64: measure the estimator's variance every K steps (0: never)
+    data: dict  # the model's data tensors
+
+
+class StepInfo(NamedTuple):
+    """What one step did: its telemetry (every ``Telemetry`` field) and whether it faulted."""
+
+    step: tf.Tensor  # int64, the step number after the update (1-based)
+    elbo: tf.Tensor  # ELBO estimate at the parameters before the update
+    kl: tf.Tensor  # analytic KL(q || exact posterior) before the update, NaN when unknown
+    lr: tf.Tensor  # learning rate used
+    theta: tf.Tensor  # [D] constrained parameters after the update
+    u: tf.Tensor  # [D] unconstrained parameters after the update
+    grad: tf.Tensor  # [D] d ELBO / d u: the gradient the update used
+    grad_theta: tf.Tensor  # [D] d ELBO / d theta (constrained units)
+    update: tf.Tensor  # [D] the change in u
+    has_variance: tf.Tensor  # bool: variance measured at this step
+    grad_variance: tf.Tensor  # [D] variance of a single gradient estimate (w.r.t. u)
+    grad_snr: tf.Tensor  # [D] |mean| / sd of a single gradient estimate
+    fault: tf.Tensor  # int32 ``Fault``; the state was not advanced unless NONE
+    fault_index: tf.Tensor  # int32 parameter index of a per-parameter fault
+    fault_value: tf.Tensor  # the offending value
+
+
+# Per-step records of one chunk: the StepInfo fields a chart or the history reads, each with
+# CHUNK_STEPS rows, the first ``ChunkInfo.count`` valid.
+Telemetry = NamedTuple("Telemetry", [(f, tf.Tensor) for f in StepInfo._fields if not f.startswith("fault")])
+Telemetry.__doc__ = "Per-step records of one chunk (StepInfo's telemetry fields, CHUNK_STEPS rows each)."
+
+
+class ChunkInfo(NamedTuple):
+    """How a chunk ended."""
+
+    count: tf.Tensor  # steps completed
+    fault: tf.Tensor  # ``Fault`` of the step that ended the chunk (NONE if it ran its steps)
+    fault_index: tf.Tensor  # parameter index (per-parameter faults)
+    fault_value: tf.Tensor  # the offending value
 
 
 def _kl_fn(model: Model, family: Family):
@@ -206,116 +230,126 @@ def _dummy_data(model: Model) -> dict:
     return model.data_tensors(model.simulate(4, 0) if model.csv_columns else model.simulate(None, 0))
 
 
+def _first_fault(elbo, g_u, theta_new, u_new, family):
+    """(Fault, index, value) of a step's first non-finite quantity: ELBO, then gradient, then parameter."""
+    bad_grad = ~tf.math.is_finite(g_u)
+    bad_param = ~tf.logical_and(family.in_support(theta_new), tf.math.is_finite(u_new))
+    fault = tf.where(~tf.math.is_finite(elbo), int(Fault.ELBO),
+                     tf.where(tf.reduce_any(bad_grad), int(Fault.GRADIENT),
+                              tf.where(tf.reduce_any(bad_param), int(Fault.PARAMETER), int(Fault.NONE))))
+    index = tf.where(tf.equal(fault, int(Fault.GRADIENT)),
+                     tf.argmax(tf.cast(bad_grad, tf.int32), output_type=tf.int32),
+                     tf.argmax(tf.cast(bad_param, tf.int32), output_type=tf.int32))
+    value = tf.where(tf.equal(fault, int(Fault.ELBO)), elbo,
+                     tf.where(tf.equal(fault, int(Fault.GRADIENT)), tf.gather(g_u, index), tf.gather(theta_new, index)))
+    return fault, index, value
+
+
+def _gradient_variance(problem: Problem, theta, dtheta_du, data, seed):
+    """Variance and signal-to-noise of one gradient estimate (w.r.t. u) at theta, from R
+    independent estimates in one batched call."""
+    r = problem.replicates
+    _, g_rep = elbo_and_grad(problem.estimator, problem.family, problem.model, tf.tile(theta[None], [r, 1]), data, seed,
+                             problem.samples)
+    g_rep = g_rep * dtheta_du
+    mean = tf.reduce_mean(g_rep, axis=0)
+    var = tf.reduce_sum(tf.square(g_rep - mean), axis=0) / (r - 1.0)
+    return var, tf.abs(mean) / tf.sqrt(var)
+
+
+def step(problem: Problem, state: EngineState, inputs: StepInputs):
+    """One optimisation step: ``(state, inputs) -> (new state, StepInfo)``.
+
+    Draws with ``fold_in(seed, state.step)``, so a step is a pure function of its arguments.
+    Before any value reaches a sampler it is checked finite and inside its support: on a fault
+    the returned state is ``state`` unchanged (nothing is committed) and ``StepInfo.fault`` says
+    which quantity failed.
+    """
+    family, param_map, data = problem.family, problem.param_map, inputs.data
+    theta = param_map.constrain(state.u)
+    step_seed = tf.random.experimental.stateless_fold_in(inputs.seed, tf.cast(state.step, tf.int32))
+    elbo, g_theta = elbo_and_grad(problem.estimator, family, problem.model, theta[None], data, step_seed, problem.samples)
+    elbo, g_theta = elbo[0], g_theta[0]
+    dtheta_du = param_map.dtheta_du(state.u)
+    g_u = g_theta * dtheta_du
+    kl = problem.kl(theta, data) if problem.kl is not None else tf.constant(np.nan, DTYPE)
+    lr_t = schedules.learning_rate(inputs.schedule, inputs.lr, tf.cast(state.step, DTYPE))
+    updates, opt_new = problem.optimizer.update(-g_u, state.opt_state, state.u, lr_t, UpdateInfo(theta, g_theta))
+    u_new, projected = param_map.project(state.u + updates)
+    theta_new = param_map.constrain(u_new)
+    fault, fault_index, fault_value = _first_fault(elbo, g_u, theta_new, u_new, family)
+    ok = tf.equal(fault, int(Fault.NONE))
+
+    every = inputs.variance_every
+    do_var = tf.logical_and(ok, tf.logical_and(every > 0, tf.equal(state.step % tf.maximum(every, 1), 0)))
+    nan_d = tf.fill([family.size], tf.constant(np.nan, DTYPE))
+    var_seed = tf.random.experimental.stateless_fold_in(step_seed, 1)
+    var, snr = tf.cond(do_var, lambda: _gradient_variance(problem, theta, dtheta_du, data, var_seed), lambda: (nan_d, nan_d))
+
+    new_state = EngineState(
+        tf.where(ok, u_new, state.u),
+        tf.nest.map_structure(lambda a, b: tf.where(ok, a, b), opt_new, state.opt_state),
+        state.step + tf.cast(ok, tf.int64),
+        state.projections + tf.cast(tf.logical_and(ok, projected), tf.int64),
+    )
+    info = StepInfo(state.step + 1, elbo, kl, lr_t, theta_new, u_new, g_u, g_theta, u_new - state.u, do_var, var, snr,
+                    fault, fault_index, fault_value)
+    return new_state, info
+
+
+def chunk(problem: Problem, state: EngineState, inputs: StepInputs, num_steps, chunk_steps: int = CHUNK_STEPS):
+    """Up to ``num_steps`` (<= ``chunk_steps``) steps in one ``tf.while_loop`` over ``step``,
+    stopping at a fault; returns ``(state, Telemetry, ChunkInfo)``."""
+    dim = problem.family.size
+    shapes = {"step": (tf.int64, []), "has_variance": (tf.bool, [])}
+    per_param = {"theta", "u", "grad", "grad_theta", "update", "grad_variance", "grad_snr"}
+    buffers = Telemetry(*[
+        tf.TensorArray(shapes.get(f, (DTYPE,))[0], size=chunk_steps, element_shape=[dim] if f in per_param else [])
+        for f in Telemetry._fields
+    ])
+    zero = tf.constant(0, tf.int32)
+
+    def cond(i, st, tel, fault, index, value):
+        return tf.logical_and(i < num_steps, tf.equal(fault, int(Fault.NONE)))
+
+    def body(i, st, tel, fault, index, value):
+        st, info = step(problem, st, inputs)
+        tel = Telemetry(*[buf.write(i, getattr(info, f)) for buf, f in zip(tel, Telemetry._fields)])
+        ok = tf.equal(info.fault, int(Fault.NONE))
+        return i + tf.cast(ok, tf.int32), st, tel, info.fault, info.fault_index, info.fault_value
+
+    i, st, tel, fault, index, value = tf.while_loop(
+        cond, body, (zero, state, buffers, zero, zero, tf.constant(0.0, DTYPE)), maximum_iterations=chunk_steps)
+    return st, Telemetry(*[buf.stack() for buf in tel]), ChunkInfo(i, fault, index, value)
+
+
+def initial_state(problem: Problem, u0) -> EngineState:
+    """The state before step 1 at unconstrained parameters ``u0``."""
+    u0 = tf.convert_to_tensor(u0, DTYPE)
+    return EngineState(u0, problem.optimizer.init(u0), tf.constant(0, tf.int64), tf.zeros([problem.family.size], tf.int64))
+
+
 def build_chunk_fn(key: StructuralKey, jit: bool = True, chunk_steps: int = CHUNK_STEPS):
-    """Trace-once, XLA-compiled chunk of steps for one structural choice.
+    """Trace-once, XLA-compiled ``chunk(state, inputs, num_steps)`` for one structural choice.
 
     Returns ``(chunk, optimizer)``. With ``jit=False`` the chunk is the plain Python function
     (eager when called eagerly): the tests use it to run every combination of choices without
     paying an XLA compile for each; the compiled path is the same code.
     """
-    model = get_model(key.model)
-    family = get_family(key.family, model)
-    param_map = ParameterMap(family.constraints, parse_parameterization(key.parameterization))
-    estimator = EstimatorName(key.estimator)
-    optimizer = make_optimizer(OptimizerName(key.optimizer), family, param_map)
-    kl_fn = _kl_fn(model, family)
-    samples, replicates, dim = key.samples, key.replicates, family.size
-
-    def chunk(state: EngineState, seed, lr, schedule_id, variance_every, num_steps, data):
-        def ta(dtype, shape=()):
-            return tf.TensorArray(dtype, size=chunk_steps, element_shape=shape)
-
-        tel0 = Telemetry(
-            ta(tf.int64), ta(DTYPE), ta(DTYPE), ta(DTYPE), ta(DTYPE, [dim]), ta(DTYPE, [dim]), ta(DTYPE, [dim]),
-            ta(DTYPE, [dim]), ta(DTYPE, [dim]), ta(tf.bool), ta(DTYPE, [dim]), ta(DTYPE, [dim]),
-        )
-        zero_i, zero_f = tf.constant(0, tf.int32), tf.constant(0.0, DTYPE)
-
-        def cond(i, st, tel, what, idx, val):
-            return tf.logical_and(i < num_steps, tf.equal(what, 0))
-
-        def body(i, st, tel, what, idx, val):
-            theta = param_map.constrain(st.u)
-            step_seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(st.step, tf.int32))
-            elbo, g_theta = elbo_and_grad(estimator, family, model, theta[None], data, step_seed, samples)
-            elbo, g_theta = elbo[0], g_theta[0]
-            dtheta_du = param_map.dtheta_du(st.u)
-            g_u = g_theta * dtheta_du
-            kl = kl_fn(theta, data) if kl_fn is not None else tf.constant(np.nan, DTYPE)
-            t = tf.cast(st.step, DTYPE)
-            lr_t = tf.where(tf.equal(schedule_id, 1), lr * tf.pow(1.0 + t / RM_TAU, -RM_KAPPA), lr)
-            updates, opt_new = optimizer.update(-g_u, st.opt_state, st.u, lr_t, StepInfo(theta, g_theta))
-            u_new, projected = param_map.project(st.u + updates)
-            theta_new = param_map.constrain(u_new)
-
-            bad_grad = ~tf.math.is_finite(g_u)
-            bad_param = ~tf.logical_and(family.in_support(theta_new), tf.math.is_finite(u_new))
-            new_what = tf.where(
-                ~tf.math.is_finite(elbo), 1, tf.where(tf.reduce_any(bad_grad), 2, tf.where(tf.reduce_any(bad_param), 3, 0))
-            )
-            new_idx = tf.where(
-                tf.equal(new_what, 2),
-                tf.argmax(tf.cast(bad_grad, tf.int32), output_type=tf.int32),
-                tf.argmax(tf.cast(bad_param, tf.int32), output_type=tf.int32),
-            )
-            new_val = tf.where(
-                tf.equal(new_what, 1), elbo, tf.where(tf.equal(new_what, 2), tf.gather(g_u, new_idx), tf.gather(theta_new, new_idx))
-            )
-            ok = tf.equal(new_what, 0)
-
-            def variance():
-                # R independent single-estimate gradients at the current q, one batched call.
-                rep_seed = tf.random.experimental.stateless_fold_in(step_seed, 1)
-                theta_rep = tf.tile(theta[None], [replicates, 1])
-                _, g_rep = elbo_and_grad(estimator, family, model, theta_rep, data, rep_seed, samples)
-                g_rep = g_rep * dtheta_du
-                mean = tf.reduce_mean(g_rep, axis=0)
-                var = tf.reduce_sum(tf.square(g_rep - mean), axis=0) / (replicates - 1.0)
-                return var, tf.abs(mean) / tf.sqrt(var)
-
-            do_var = tf.logical_and(ok, tf.logical_and(variance_every > 0, tf.equal(st.step % tf.cast(tf.maximum(variance_every, 1), tf.int64), 0)))
-            nan_d = tf.fill([dim], tf.constant(np.nan, DTYPE))
-            var, snr = tf.cond(do_var, variance, lambda: (nan_d, nan_d))
-
-            # On a fault nothing is committed: the state and telemetry keep the last finite step.
-            new_state = EngineState(
-                tf.where(ok, u_new, st.u),
-                tf.nest.map_structure(lambda a, b: tf.where(ok, a, b), opt_new, st.opt_state),
-                st.step + tf.cast(ok, tf.int64),
-                st.projections + tf.cast(tf.logical_and(ok, projected), tf.int64),
-            )
-            write = lambda arr, v: arr.write(i, v)  # noqa: E731
-            tel = Telemetry(*[
-                write(a, v) for a, v in zip(tel, (st.step + 1, elbo, kl, lr_t, theta_new, u_new, g_u, g_theta, u_new - st.u, do_var, var, snr))
-            ])
-            return i + tf.cast(ok, tf.int32), new_state, tel, new_what, new_idx, new_val
-
-        i, st, tel, what, idx, val = tf.while_loop(
-            cond, body, (zero_i, state, tel0, tf.constant(0, tf.int32), zero_i, zero_f), maximum_iterations=chunk_steps
-        )
-        return st, Telemetry(*[a.stack() for a in tel]), ChunkInfo(i, what, idx, val)
-
+    problem = make_problem(key)
+    fn = functools.partial(chunk, problem, chunk_steps=chunk_steps)
     if not jit:
-        return chunk, optimizer
+        return fn, problem.optimizer
     # A fixed signature with every data dimension unknown: a new data set, sample size, seed,
     # learning rate or initial value is a new argument value, never a new trace. (XLA still
     # specialises its machine code per concrete data shape, inside the one trace.)
-    u0 = tf.constant(family.defaults, DTYPE)
-    state_spec = tf.nest.map_structure(
-        tf.TensorSpec.from_tensor, EngineState(u0, optimizer.init(u0), tf.constant(0, tf.int64), tf.zeros([dim], tf.int64))
-    )
-    data_spec = {k: tf.TensorSpec([None] * v.shape.rank, v.dtype) for k, v in _dummy_data(model).items()}
-    signature = [
-        state_spec,
-        tf.TensorSpec([2], tf.int32),
-        tf.TensorSpec([], DTYPE),
-        tf.TensorSpec([], tf.int32),
-        tf.TensorSpec([], tf.int64),
-        tf.TensorSpec([], tf.int32),
-        data_spec,
-    ]
-    fn = tf.function(chunk, jit_compile=True, input_signature=signature)
-    return fn, optimizer
+    state_spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, initial_state(problem, problem.family.defaults))
+    data_spec = {k: tf.TensorSpec([None] * v.shape.rank, v.dtype) for k, v in _dummy_data(problem.model).items()}
+    inputs_spec = StepInputs(tf.TensorSpec([2], tf.int32), tf.TensorSpec([], DTYPE), tf.TensorSpec([], tf.int32),
+                             tf.TensorSpec([], tf.int64), data_spec)
+    signature = [state_spec, inputs_spec, tf.TensorSpec([], tf.int32)]
+    return tf.function(lambda state, inputs, num_steps: fn(state, inputs, num_steps), jit_compile=True,
+                       input_signature=signature), problem.optimizer
 
 
 _CACHE: dict = {}
@@ -330,31 +364,43 @@ def get_chunk_fn(key: StructuralKey):
         return _CACHE[key]
 
 
+class PendingChunk(NamedTuple):
+    """A chunk computed from a Run's state but not yet applied to it (``Run.commit_chunk``)."""
+
+    settings_version: int  # the Run's settings when it was computed: stale if they changed since
+    state: EngineState
+    telemetry: Telemetry
+    info: ChunkInfo
+    count: int  # steps it took
+    seconds: float  # wall time it took
+
+
 class Run:
     """One variational-inference run: its settings, state, history and status.
 
-    ``advance(n)`` runs n more steps through the shared compiled chunk function. Numeric
-    settings may change between calls (``update_settings``); the change is recorded as an event
-    so charts can mark it. Status is ``ready``, ``running``, ``finished`` or ``diverged``.
+    ``advance(n)`` runs n more steps through the shared compiled chunk function. Live settings
+    may change between calls (``update_settings``); the change is recorded as an event so charts
+    can mark it. ``status`` is a ``Status``: READY, RUNNING, FINISHED or DIVERGED.
     """
 
     def __init__(self, config: RunConfig, dataset=None, csv_text: Optional[str] = None):
-        self.config, self.model, self.family, self.param_map, self.estimator, self.optimizer_name = validate(config)
-        c = self.config
+        self.config = c = validate(config)
+        self.model = get_model(c.model)
+        self.family = get_family(c.family, self.model)
+        self.param_map = ParameterMap(self.family.constraints, parse_parameterization(c.parameterization))
         self.dataset = dataset or load_dataset(self.model, c.n, c.seed, csv_path=c.data, csv_text=csv_text)
         if self.dataset.n and c.data is not None:
             c.n = self.dataset.n
         self.data = self.model.data_tensors(self.dataset)
         self.reference = self.model.reference(self.data)
         self.optimum = self.family.optimum(self.reference)
-        theta0 = resolve_init(self.family, self.model, self.data, c.init, c.seed)
-        self.theta0 = theta0
-        u0 = self.param_map.unconstrain(theta0)
+        self.theta0 = resolve_init(self.family, self.model, self.data, c.init, c.seed)
         self._fn, optimizer = get_chunk_fn(self._key())
+        u0 = self.param_map.unconstrain(self.theta0)
         self.state = EngineState(u0, optimizer.init(u0), tf.constant(0, tf.int64), tf.zeros([self.family.size], tf.int64))
         self.history = History(self.family.param_names)
         self.events: list = []
-        self.status = "ready"
+        self.status = Status.READY
         self.divergence: Optional[dict] = None
         self.compute_s = 0.0
         self.compile_s = 0.0
@@ -368,6 +414,11 @@ class Run:
     def _key(self) -> StructuralKey:
         c = self.config
         return StructuralKey(c.model, c.family, c.parameterization, c.estimator, c.optimizer, c.samples, c.replicates)
+
+    @property
+    def estimator(self) -> EstimatorName:
+        """The gradient estimator in use."""
+        return EstimatorName(self.config.estimator)
 
     @property
     def step(self) -> int:
@@ -392,47 +443,43 @@ class Run:
         return dict(zip(self.family.param_names, self.theta.tolist()))
 
     def update_settings(self, **changes) -> list:
-        """Change numeric settings mid-run (lr, schedule, estimator, optimizer, samples,
-        variance_every, replicates); applies from the next step and returns the events recorded.
-        Structural settings (model, family, parameterization, data) need a new Run."""
-        allowed = {"lr", "schedule", "estimator", "optimizer", "samples", "variance_every", "replicates", "steps"}
-        unknown = set(changes) - allowed
+        """Change live settings mid-run (``vizvi.settings`` entries of role LIVE); applies from the
+        next step and returns the events recorded. Structural settings need a new Run."""
+        unknown = set(changes) - set(LIVE_SETTINGS)
         if unknown:
-            raise ConfigError(sorted(unknown)[0], "this setting changes the run's structure; reset the run to change it")
+            name = sorted(unknown)[0]
+            raise ConfigError(name.replace("_", "-"), "this setting changes the run's structure; reset the run to change it")
         new = dataclasses.replace(self.config, **{k: v for k, v in changes.items() if v is not None})
         if "optimizer" in changes and "lr" not in changes and changes["optimizer"] != self.config.optimizer:
-            new.lr = DEFAULT_LR[parse_optimizer(changes["optimizer"])]
-        new, *_ = validate(new)
+            new.lr = optimizers.default_lr(changes["optimizer"])
+        new = validate(new)
         events = []
-        for k in sorted(allowed):
+        for k in sorted(LIVE_SETTINGS):
             old_v, new_v = getattr(self.config, k), getattr(new, k)
             if old_v != new_v:
-                events.append({"step": self.step, "setting": k.replace("_", "-"), "from": old_v, "to": new_v})
+                events.append({"step": self.step, "setting": SETTING[k].flag, "from": old_v, "to": new_v})
         if not events:
             return []
         old_optimizer = self.config.optimizer
         self.config = new
-        self.estimator = EstimatorName(new.estimator)
-        self.optimizer_name = OptimizerName(new.optimizer)
         self._fn, optimizer = get_chunk_fn(self._key())
         if new.optimizer != old_optimizer:
             self.state = self.state._replace(opt_state=optimizer.init(self.state.u))
         self.events.extend(events)
         self.settings_version += 1
+        if self.status is not Status.DIVERGED:
+            self.status = Status.FINISHED if self.step >= new.steps else (Status.RUNNING if self.step else Status.READY)
         return events
 
     # -- running --------------------------------------------------------------------------
-    def _call(self, num_steps: int):
+    def _inputs(self) -> StepInputs:
         c = self.config
-        return self._fn(
-            self.state,
-            tf.constant([c.seed, 0], tf.int32),
-            tf.constant(c.lr, DTYPE),
-            tf.constant(SCHEDULES[c.schedule], tf.int32),
-            tf.constant(c.variance_every, tf.int64),
-            tf.constant(num_steps, tf.int32),
-            self.data,
-        )
+        return StepInputs(tf.constant([c.seed, 0], tf.int32), tf.constant(c.lr, DTYPE),
+                          tf.constant(schedules.schedule_index(c.schedule), tf.int32),
+                          tf.constant(c.variance_every, tf.int64), self.data)
+
+    def _call(self, num_steps: int):
+        return self._fn(self.state, self._inputs(), tf.constant(num_steps, tf.int32))
 
     def compile(self) -> float:
         """Compile (or fetch) the chunk function by running zero steps; returns seconds spent."""
@@ -442,56 +489,55 @@ class Run:
         self.compile_s += dt
         return dt
 
-    def compute_chunk(self, num_steps: int):
+    def compute_chunk(self, num_steps: int) -> PendingChunk:
         """Run up to ``min(num_steps, CHUNK_STEPS)`` steps from the current state without
         changing the Run; returns the pending result for ``commit_chunk``. (A trainer thread
         computes outside its lock and commits under it.)"""
         version = self.settings_version
         t0 = time.perf_counter()
-        out = self._call(min(CHUNK_STEPS, num_steps))
-        count = int(out[2].count.numpy())
-        return version, out, count, time.perf_counter() - t0
+        state, tel, info = self._call(min(CHUNK_STEPS, num_steps))
+        count = int(info.count.numpy())
+        return PendingChunk(version, state, tel, info, count, time.perf_counter() - t0)
 
-    def commit_chunk(self, pending) -> int:
+    def commit_chunk(self, pending: PendingChunk) -> int:
         """Apply a computed chunk; returns the steps taken (0 if settings changed meanwhile)."""
-        version, (state, tel, info), count, seconds = pending
-        if version != self.settings_version:
+        if pending.settings_version != self.settings_version:
             return 0  # computed under settings that have since changed: drop it
-        self.compute_s += seconds
-        self.state = state
+        self.compute_s += pending.seconds
+        self.state = pending.state
+        count = pending.count
         if count:
-            rows = {f: getattr(tel, f).numpy()[:count] for f in Telemetry._fields}
+            rows = {f: getattr(pending.telemetry, f).numpy()[:count] for f in Telemetry._fields}
             self.history.append(rows)
-            self._theta_cache = (state.u, rows["theta"][-1])  # the theta of the committed u
-        what = int(info.diverged_what.numpy())
-        if what:
-            self._diverge(what, int(info.diverged_index.numpy()), float(info.diverged_value.numpy()))
+            self._theta_cache = (pending.state.u, rows["theta"][-1])  # the theta of the committed u
+        fault = Fault(int(pending.info.fault.numpy()))
+        if fault is not Fault.NONE:
+            self._diverge(fault, int(pending.info.fault_index.numpy()), float(pending.info.fault_value.numpy()))
         elif self.step >= self.config.steps:
-            self.status = "finished"
+            self.status = Status.FINISHED
         else:
-            self.status = "running"
+            self.status = Status.RUNNING
         return count
 
     def advance(self, num_steps: int) -> int:
         """Run up to ``num_steps`` more steps (never past ``config.steps``); returns how many."""
         done = 0
-        while done < num_steps and self.status not in ("diverged", "finished"):
+        while done < num_steps and not self.status.over:
             want = min(num_steps - done, self.config.steps - self.step)
             if want <= 0:
-                self.status = "finished"
+                self.status = Status.FINISHED
                 break
             done += self.commit_chunk(self.compute_chunk(want))
         return done
 
-    def _diverge(self, what: int, index: int, value: float):
+    def _diverge(self, fault: Fault, index: int, value: float):
         step = self.step + 1
-        name = self.family.param_names[index] if what in (2, 3) else None
-        quantity = DIVERGED_WHAT[what]
-        where = f"{quantity} of {name}" if name else quantity
-        self.status = "diverged"
+        name = self.family.param_names[index] if fault.per_parameter else None
+        where = f"{fault.quantity} of {name}" if name else fault.quantity
+        self.status = Status.DIVERGED
         self.divergence = {
             "step": step,
-            "quantity": quantity,
+            "quantity": fault.quantity,
             "parameter": name,
             "value": value,
             "message": f"diverged at step {step}: {where} became {value!r}; the last finite state (step {step - 1}) is kept. "
@@ -501,7 +547,7 @@ class Run:
     def run(self, progress=None) -> "Run":
         """Run to ``config.steps`` (or divergence); ``progress(run)`` is called after each chunk."""
         self.compile()
-        while self.status not in ("diverged", "finished"):
+        while not self.status.over:
             self.advance(CHUNK_STEPS * 8)
             if progress:
                 progress(self)

@@ -22,7 +22,7 @@ f(z) = log p(x, z) - log q(z) throughout; the returned ELBO is the plain mean of
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from vizvi._tf import tf
 import tensorflow_probability as tfp
@@ -42,19 +42,33 @@ class EstimatorName(str, enum.Enum):
 
 
 class EstimatorSpec(NamedTuple):
-    """What an estimator needs of the family and the sample count."""
+    """What an estimator is and needs, declared once: everything outside this module asks the spec."""
 
     description: str
     needs_reparameterization: bool
     min_samples: int
+    min_samples_why: str  # why it needs ``min_samples``, for the controls
+    score_function: bool  # weights f by the score of q: high variance, whatever the family
+    quieter: Optional[str]  # the estimator to suggest when this one's noise stalls a parameter
+    quieter_why: str
 
 
+_PATHWISE_WHY = "switch the estimator to pathwise (reparameterization): far lower variance for this family"
 ESTIMATORS = {
-    EstimatorName.PATHWISE: EstimatorSpec("reparameterization (pathwise) gradient", True, 1),
-    EstimatorName.SCORE: EstimatorSpec("score function / REINFORCE", False, 1),
-    EstimatorName.SCORE_BASELINE: EstimatorSpec("score function with a leave-one-out baseline control variate", False, 2),
-    EstimatorName.STL: EstimatorSpec("sticking the landing: pathwise without the score term", True, 1),
+    EstimatorName.PATHWISE: EstimatorSpec(
+        "reparameterization (pathwise) gradient", True, 1, "", False, "stl",
+        "switch the estimator to stl (sticking the landing): its variance vanishes as q approaches the posterior"),
+    EstimatorName.SCORE: EstimatorSpec("score function / REINFORCE", False, 1, "", True, "pathwise", _PATHWISE_WHY),
+    EstimatorName.SCORE_BASELINE: EstimatorSpec(
+        "score function with a leave-one-out baseline control variate", False, 2,
+        "its baseline leaves one sample out", True, "pathwise", _PATHWISE_WHY),
+    EstimatorName.STL: EstimatorSpec("sticking the landing: pathwise without the score term", True, 1, "", False, None, ""),
 }
+
+
+def spec(name) -> EstimatorSpec:
+    """The spec of the estimator called ``name`` (a ConfigError listing the choices if none)."""
+    return ESTIMATORS[parse_estimator(name)]
 
 
 def parse_estimator(name: str) -> EstimatorName:

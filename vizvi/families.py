@@ -39,6 +39,7 @@ class Family:
     param_names: tuple = ()
     constraints: tuple = ()
     defaults: tuple = ()
+    exponential_family: bool = False  # provides natural_params / mean_params / from_natural
 
     @property
     def dim(self) -> int:
@@ -59,6 +60,14 @@ class Family:
         finite = tf.math.is_finite(theta)
         positive = np.array([c is Constraint.POSITIVE for c in self.constraints])
         return tf.logical_and(finite, tf.logical_or(~positive, theta > 0))
+
+    def moments(self, theta: np.ndarray):
+        """(mean, marginal standard deviations) of q at ``theta``, as NumPy arrays of the latent's size.
+
+        In NumPy, not TFP: the dashboard sizes its density window from these several times a
+        second, and an eager TFP call costs milliseconds of interpreter time beside the trainer.
+        """
+        raise NotImplementedError
 
     # -- exponential family ---------------------------------------------------------------
     def natural_params(self, theta: tf.Tensor) -> tf.Tensor:
@@ -119,9 +128,14 @@ class NormalFamily(Family):
     constraints = (Constraint.REAL, Constraint.POSITIVE)
     defaults = (0.0, 1.0)
 
+    exponential_family = True
+
     def build(self, theta):
         loc, scale = _unstack(theta)
         return tfd.Normal(loc, scale)
+
+    def moments(self, theta):
+        return np.array([theta[0]]), np.array([theta[1]])
 
     def natural_params(self, theta):
         loc, scale = _unstack(theta)
@@ -155,6 +169,10 @@ class LogNormalFamily(NormalFamily):
         loc, scale = _unstack(theta)
         return tfd.LogNormal(loc, scale)
 
+    def moments(self, theta):
+        m = np.exp(theta[0] + theta[1] ** 2 / 2)
+        return np.array([m]), np.array([m * np.sqrt(np.expm1(theta[1] ** 2))])
+
     def moment_match(self, mean, cov):
         m, v = float(mean[0]), float(cov[0, 0])
         s2 = math.log1p(v / (m * m))
@@ -177,9 +195,14 @@ class GammaFamily(Family):
     constraints = (Constraint.POSITIVE, Constraint.POSITIVE)
     defaults = (1.0, 1.0)
 
+    exponential_family = True
+
     def build(self, theta):
         c, r = _unstack(theta)
         return _Gamma(c, r)
+
+    def moments(self, theta):
+        return np.array([theta[0] / theta[1]]), np.array([np.sqrt(theta[0]) / theta[1]])
 
     def natural_params(self, theta):
         c, r = _unstack(theta)
@@ -211,9 +234,15 @@ class BetaFamily(Family):
     constraints = (Constraint.POSITIVE, Constraint.POSITIVE)
     defaults = (1.0, 1.0)
 
+    exponential_family = True
+
     def build(self, theta):
         a, b = _unstack(theta)
         return _Beta(a, b)
+
+    def moments(self, theta):
+        a, b = theta
+        return np.array([a / (a + b)]), np.array([np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))])
 
     def natural_params(self, theta):
         return theta - 1.0
@@ -245,8 +274,13 @@ class MeanFieldNormalFamily(Family):
     constraints = (Constraint.REAL, Constraint.REAL, Constraint.POSITIVE, Constraint.POSITIVE)
     defaults = (0.0, 0.0, 1.0, 1.0)
 
+    exponential_family = True
+
     def build(self, theta):
         return tfd.MultivariateNormalDiag(theta[..., 0:2], theta[..., 2:4])
+
+    def moments(self, theta):
+        return np.asarray(theta[0:2]), np.asarray(theta[2:4])
 
     def natural_params(self, theta):
         loc, var = theta[..., 0:2], tf.square(theta[..., 2:4])
@@ -286,8 +320,14 @@ class FullRankNormalFamily(Family):
         zero = tf.zeros_like(l00)
         return tf.stack([tf.stack([l00, zero], -1), tf.stack([l10, l11], -1)], -2)
 
+    exponential_family = True
+
     def build(self, theta):
         return tfd.MultivariateNormalTriL(theta[..., 0:2], self._tril(theta))
+
+    def moments(self, theta):
+        # Marginal sds are the row norms of the Cholesky factor.
+        return np.asarray(theta[0:2]), np.array([abs(theta[2]), np.hypot(theta[3], theta[4])])
 
     @staticmethod
     def _cov(theta):

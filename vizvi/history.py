@@ -150,7 +150,7 @@ def to_record(run) -> dict:
         }
     record = {
         "config": run.config.to_dict(),
-        "status": run.status,
+        "status": run.status.value,
         "steps": run.step,
         "elapsed_s": run.compute_s + run.compile_s,
         "compile_s": run.compile_s,
@@ -170,7 +170,7 @@ def to_record(run) -> dict:
             "log_evidence": ref.log_evidence,
         },
         "divergence": run.divergence,
-        "stalled": [n for n, d in diagnosis.items() if d["status"].startswith("stalled")],
+        "stalled": [n for n, d in diagnosis.items() if d["status"].stalled],
         "diagnosis": {n: d["text"] for n, d in diagnosis.items()},
         "diagnosis_detail": diagnosis,
         "events": run.events,

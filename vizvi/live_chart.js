@@ -156,7 +156,11 @@ function chartFor(p, key) {
     if (c.frame || !window.Plotly || !c.updates) return;
     c.frame = requestAnimationFrame(() => {
       c.frame = 0;
-      window.Plotly.Plots.resize(c.plot);
+      // A plot that is not displayed (its box hidden while Streamlit redraws the page) has no
+      // size to fit, and Plotly rejects the call; the observer fires again when it is shown.
+      if (!c.plot.isConnected || c.plot.offsetParent === null) return;
+      const resized = window.Plotly.Plots.resize(c.plot);
+      if (resized && resized.catch) resized.catch(() => {});
     });
   });
   c.ro.observe(host);

@@ -46,6 +46,12 @@ class Support(str, enum.Enum):
             "real2": "R^2",
         }[self.value]
 
+    @property
+    def interval(self) -> tuple:
+        """(lo, hi) of a scalar latent, open ends as +-inf (R^2: per coordinate)."""
+        return {"real": (-math.inf, math.inf), "positive": (0.0, math.inf), "unit": (0.0, 1.0),
+                "real2": (-math.inf, math.inf)}[self.value]
+
 
 @dataclasses.dataclass(frozen=True)
 class Dataset:
@@ -92,6 +98,11 @@ class Model:
     csv_columns: tuple = ()  # empty: CSV data not accepted
     latent_name: str = "z"
     default_family: str = "normal"
+
+    def cost_per_sample(self, n: Optional[int]) -> int:
+        """Elements of work one Monte Carlo sample costs the log joint with ``n`` observations
+        (1 for likelihoods on sufficient statistics); bounds samples x replicates in memory."""
+        return 1
 
     # -- data -----------------------------------------------------------------------------
     def simulate(self, n: Optional[int], seed: int) -> Dataset:
@@ -420,6 +431,10 @@ class LogisticRegression(Model):
         p = 1.0 / (1.0 + np.exp(-(self.true_w[0] + self.true_w[1] * x)))
         y = (rng.random(n) < p).astype(np.float64)
         return Dataset(self.name, {"x": x, "y": y}, f"simulated (n={n}, seed={seed}, true w {self.true_w})")
+
+    def cost_per_sample(self, n):
+        # The log likelihood sums over every observation for each sample (no sufficient statistics).
+        return max(1, n or 1)
 
     def _check_value(self, column, v):
         if column == "y" and v not in (0.0, 1.0):

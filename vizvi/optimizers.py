@@ -24,7 +24,7 @@ from vizvi.errors import parse_choice
 from vizvi.parameterizations import ParameterMap
 
 
-class StepInfo(NamedTuple):
+class UpdateInfo(NamedTuple):
     """What the engine knows at the update, beyond the loss gradient."""
 
     theta: tf.Tensor  # constrained parameters, [D]
@@ -49,24 +49,6 @@ class OptimizerName(str, enum.Enum):
     ADAM = "adam"
     NATURAL = "natural"
 
-
-OPTIMIZERS = {
-    OptimizerName.SGD: "plain stochastic gradient ascent",
-    OptimizerName.MOMENTUM: "SGD with heavy-ball momentum 0.9",
-    OptimizerName.ADAGRAD: "per-parameter step shrinking with the sum of squared gradients",
-    OptimizerName.RMSPROP: "per-parameter step scaled by a moving RMS of gradients (rho 0.9)",
-    OptimizerName.ADAM: "Adam (beta1 0.9, beta2 0.999, eps 1e-7)",
-    OptimizerName.NATURAL: "natural-gradient ascent in the family's natural parameters (exponential families)",
-}
-
-DEFAULT_LR = {
-    OptimizerName.SGD: 0.001,
-    OptimizerName.MOMENTUM: 0.001,
-    OptimizerName.ADAGRAD: 0.5,
-    OptimizerName.RMSPROP: 0.01,
-    OptimizerName.ADAM: 0.05,
-    OptimizerName.NATURAL: 0.1,
-}
 
 EPSILON = 1e-7  # Keras's default epsilon for Adagrad, RMSprop and Adam
 
@@ -204,6 +186,39 @@ def natural(family, param_map: ParameterMap) -> Optimizer:
     return Optimizer("natural", init, update)
 
 
+class OptimizerSpec(NamedTuple):
+    """What an update rule is, declared once: everything outside this module asks the spec."""
+
+    description: str
+    default_lr: float
+    adaptive: bool  # divides each step by a running size of the gradient (its steps shrink with noise)
+    natural: bool  # steps in the natural parameters: needs an exponential family
+    factory: Callable  # (family, param_map) -> Optimizer
+
+
+OPTIMIZERS = {
+    OptimizerName.SGD: OptimizerSpec("plain stochastic gradient ascent", 0.001, False, False, lambda f, pm: sgd()),
+    OptimizerName.MOMENTUM: OptimizerSpec("SGD with heavy-ball momentum 0.9", 0.001, False, False, lambda f, pm: momentum()),
+    OptimizerName.ADAGRAD: OptimizerSpec("per-parameter step shrinking with the sum of squared gradients", 0.5, True, False,
+                                         lambda f, pm: adagrad()),
+    OptimizerName.RMSPROP: OptimizerSpec("per-parameter step scaled by a moving RMS of gradients (rho 0.9)", 0.01, True, False,
+                                         lambda f, pm: rmsprop()),
+    OptimizerName.ADAM: OptimizerSpec("Adam (beta1 0.9, beta2 0.999, eps 1e-7)", 0.05, True, False, lambda f, pm: adam()),
+    OptimizerName.NATURAL: OptimizerSpec(
+        "natural-gradient ascent in the family's natural parameters (exponential families)", 0.1, False, True, natural),
+}
+
+
+def spec(name) -> OptimizerSpec:
+    """The spec of the optimizer called ``name`` (a ConfigError listing the choices if none)."""
+    return OPTIMIZERS[parse_optimizer(name)]
+
+
+def default_lr(name) -> float:
+    """The learning rate the optimizer called ``name`` starts with unless told otherwise."""
+    return spec(name).default_lr
+
+
 def parse_optimizer(name: str) -> OptimizerName:
     """The OptimizerName called ``name`` or a ConfigError listing the choices."""
     return parse_choice(OptimizerName, name, "optimizer", "optimizer")
@@ -211,13 +226,4 @@ def parse_optimizer(name: str) -> OptimizerName:
 
 def make_optimizer(name: OptimizerName, family, param_map: ParameterMap) -> Optimizer:
     """Build the optimizer ``name`` for a family and parameter map."""
-    name = OptimizerName(name)
-    if name is OptimizerName.NATURAL:
-        return natural(family, param_map)
-    return {
-        OptimizerName.SGD: sgd,
-        OptimizerName.MOMENTUM: momentum,
-        OptimizerName.ADAGRAD: adagrad,
-        OptimizerName.RMSPROP: rmsprop,
-        OptimizerName.ADAM: adam,
-    }[name]()
+    return spec(name).factory(family, param_map)

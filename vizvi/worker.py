@@ -23,10 +23,13 @@ import numpy as np
 from vizvi._tf import tf
 
 from vizvi.engine import CHUNK_STEPS, Run
+from vizvi.history import to_record
 from vizvi.parameterizations import DTYPE
+from vizvi.status import Status
 
 IDLE_PAUSE_S = 120.0
 MAX_SPEED = 0  # steps_per_update value meaning "as fast as the machine goes"
+SPEEDS = {"10": 10, "50": 50, "200": 200, "1000": 1000, "max": MAX_SPEED}  # the speed control's steps per update
 TICK_S = 0.12  # pacing interval for a finite speed (about the chart update period)
 # At maximum speed a chunk is sized to take about this long: short enough that the charts get
 # fresh steps at their update rate, long enough that per-call overhead stays small (a fast
@@ -41,7 +44,7 @@ class Snapshot:
     """A consistent copy of everything the charts and banners read."""
 
     step: int
-    status: str  # ready | compiling | running | paused | finished | diverged | error
+    status: Status
     config: dict
     names: tuple
     series: dict
@@ -90,16 +93,12 @@ def density_data(run: Run, points: int = 300, grid: int = 60) -> dict:
     ref = run.reference
     fn = _density_fn(run.model, run.family)
     log_z = tf.constant(ref.log_evidence, DTYPE)
-    mean, sd = _q_moments(run.family, theta)
+    mean, sd = run.family.moments(theta)
     if run.family.dim == 1:
         centres = [(mean[0], sd[0]), (float(ref.mean[0]), float(np.sqrt(ref.cov[0, 0])))]
-        lo = min(c - 5 * s for c, s in centres)
-        hi = max(c + 5 * s for c, s in centres)
-        support = run.model.support.value
-        if support in ("positive", "unit"):
-            lo = max(lo, 1e-9)
-        if support == "unit":
-            hi = min(hi, 1 - 1e-9)
+        edge_lo, edge_hi = run.model.support.interval  # densities are drawn strictly inside it
+        lo = max(min(c - 5 * s for c, s in centres), edge_lo + 1e-9)
+        hi = min(max(c + 5 * s for c, s in centres), edge_hi - 1e-9)
         z = np.linspace(lo, hi, points)
         q, exact = fn(tf.constant(theta, DTYPE), tf.constant(z, DTYPE), run.data, log_z)
         return {"kind": "1d", "z": z, "q": q.numpy(), "latent": run.model.latent_name,
@@ -113,26 +112,6 @@ def density_data(run: Run, points: int = 300, grid: int = 60) -> dict:
     q, exact = fn(tf.constant(theta, DTYPE), pts, run.data, log_z)
     return {"kind": "2d", "x": xs, "y": ys, "q": q.numpy().reshape(X.shape), "exact": exact.numpy().reshape(X.shape),
             "exact_is_grid": ref.kind != "exact", "latent": run.model.latent_name}
-
-
-def _q_moments(family, theta: np.ndarray):
-    """Mean and marginal standard deviations of q, in NumPy (for the plotting window)."""
-    t = theta
-    name = family.name
-    if name == "normal":
-        return np.array([t[0]]), np.array([t[1]])
-    if name == "lognormal":
-        m = np.exp(t[0] + t[1] ** 2 / 2)
-        return np.array([m]), np.array([m * np.sqrt(np.expm1(t[1] ** 2))])
-    if name == "gamma":
-        return np.array([t[0] / t[1]]), np.array([np.sqrt(t[0]) / t[1]])
-    if name == "beta":
-        a, b = t
-        return np.array([a / (a + b)]), np.array([np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))])
-    if name == "mean-field-normal":
-        return t[0:2], t[2:4]
-    # full-rank-normal: loc, then the Cholesky factor's entries l00, l10, l11
-    return t[0:2], np.array([abs(t[2]), np.hypot(t[3], t[4])])
 
 
 class Trainer:
@@ -164,7 +143,7 @@ class Trainer:
     def start(self) -> None:
         """Train continuously until paused, finished or diverged."""
         with self._lock:
-            if self.run.status in ("diverged", "finished") or self.error:
+            if self.run.status.over or self.error:
                 return
             self._running = True
             self._wake.notify_all()
@@ -207,7 +186,7 @@ class Trainer:
     def running(self) -> bool:
         """True while training continuously."""
         with self._lock:
-            return self._running and self.error is None and self.run.status not in ("diverged", "finished")
+            return self._running and self.error is None and not self.run.status.over
 
     @property
     def busy(self) -> bool:
@@ -259,8 +238,8 @@ class Trainer:
                         done = 0 if paused_meanwhile else self.run.commit_chunk(pending)
                         state = self.run.state
                         more = self._running or self._pending_steps > 0
-                    if done and pending[3] > 0:
-                        rate = done / pending[3]
+                    if done and pending.seconds > 0:
+                        rate = done / pending.seconds
                         self._max_speed_chunk = int(min(CHUNK_STEPS, max(MIN_CHUNK, rate * TARGET_CHUNK_S)))
                     if done and (not more or time.monotonic() - self._density_at >= DENSITY_EVERY_S):
                         self._prepare_density(state)
@@ -270,9 +249,7 @@ class Trainer:
                         if not self._running and n > done and not paused_meanwhile:
                             self._pending_steps += n - done  # rest of a Step longer than one chunk
                 with self._lock:
-                    if self.run.status in ("diverged", "finished") or self.run.step >= self.run.config.steps:
-                        if self.run.status == "running":
-                            self.run.status = "finished"
+                    if self.run.status.over:
                         self._running = False
                         self._pending_steps = 0
             except Exception as e:  # noqa: BLE001 - the thread must never die silently
@@ -316,18 +293,23 @@ class Trainer:
             self._compiling = False
 
     # -- reading (UI thread) --------------------------------------------------------------
-    def status(self) -> str:
-        """ready | compiling | running | paused | finished | diverged | error."""
+    def status(self) -> Status:
+        """Where the run stands, as the page shows it (PAUSED and COMPILING are the trainer's)."""
         with self._lock:
             if self.error:
-                return "error"
+                return Status.ERROR
             if self._compiling:
-                return "compiling"
-            if self.run.status in ("diverged", "finished"):
+                return Status.COMPILING
+            if self.run.status.over:
                 return self.run.status
             if self._running:
-                return "running"
-            return "paused" if self.run.step > 0 else "ready"
+                return Status.RUNNING
+            return Status.PAUSED if self.run.step > 0 else Status.READY
+
+    def record(self) -> dict:
+        """The run's record (the CLI's JSON schema), read consistently under the lock."""
+        with self._lock:
+            return to_record(self.run)
 
     def snapshot(self, *, diagnosis: bool = True, density: bool = True) -> Snapshot:
         """A consistent copy of the run for drawing; ``diagnosis`` and ``density`` (each a few

@@ -67,7 +67,7 @@ def test_long_adam_stall_is_noise_limited_and_natural_fixes_it():
                         steps=40_000)).run()
     c = run.diagnose()["concentration"]
     assert c["status"] == "stalled (noise-limited)", c
-    assert c["suggestion"]["config"] == {"optimizer": "natural", "lr": None}
+    assert c["suggestion"]["config"] == {"optimizer": "natural", "lr": None, "schedule": "robbins-monro"}
     fixed = Run(RunConfig(**{**run.config.to_dict(), **c["suggestion"]["config"], "steps": 5000})).run()
     assert fixed.kl_to_exact() < 0.05 < run.kl_to_exact()
     assert {v["status"] for v in fixed.diagnose().values()} == {"converged"}
@@ -82,3 +82,18 @@ def test_a_slow_parameter_far_from_its_optimum_is_not_called_converging_and_come
     assert list(verdicts)[0] == "concentration", verdicts
     assert verdicts["concentration"]["status"].stalled, verdicts["concentration"]
     assert all(v["status"].stalled for v in verdicts.values()), verdicts
+
+
+def test_the_natural_suggestion_settles_at_the_optimum():
+    """A constant natural step jumps about the optimum with the noise (concentration between
+    ~2900 and ~5100); the suggestion's Robbins-Monro schedule lets it settle."""
+    import numpy as np
+
+    stalled = Run(RunConfig(model="poisson-gamma", optimizer="adam", steps=2000)).run()
+    suggestion = stalled.diagnose()["concentration"]["suggestion"]["config"]
+    assert suggestion["schedule"] == "robbins-monro"
+    fixed = Run(RunConfig(**{**stalled.config.to_dict(), **suggestion, "steps": 20_000})).run()
+    late = fixed.history.series()["theta"][-5000:, 0]
+    assert (late.max() - late.min()) / fixed.optimum[0] < 0.2, (late.min(), late.max())
+    assert fixed.kl_to_exact() < 1e-3
+    assert np.all(fixed.history.series()["lr"][-100:] < 0.02)

@@ -401,7 +401,10 @@ def test_bad_structural_inputs_error_on_reset_and_keep_the_old_run(open_app, war
         good = getattr(at, kind)(key=key).value
         getattr(at, kind)(key=key).set_value(bad).run()
         assert_no_exception(at)
-        assert errors(at) == []
+        # Named as soon as it is typed (it used to appear only after Reset), the run untouched.
+        early = errors(at)
+        assert len(early) == 1 and early[0].startswith(f"{name}: ") and why in early[0], f"{key}={bad!r}: errors {early}"
+        assert "the current run continues unchanged" in early[0]
         assert any("press **Reset**" in m for m in infos(at)), f"{key}={bad!r}: no 'press Reset' note: {infos(at)}"
         before = status(at)[1]
         button(at, "Reset").click().run()
@@ -743,3 +746,20 @@ def test_reset_after_a_rejected_upload_is_refused(open_app, warm):
     errs = errors(at)
     assert any(e.startswith("data: bad.csv was rejected") for e in errs), errs
     assert trainer(at) is t and t.run.dataset.source.startswith("simulated")
+
+
+def test_an_optimizer_switch_applies_the_learning_rate_the_sidebar_shows(open_app, warm):
+    """The optimizer's callback sets the lr widget to the new optimizer's default, but in a
+    browser a fragment rerun can carry the old lr back over it; the run then took the default
+    on its own (lr 0.01 on the chart marker) while the sidebar and the URL kept 0.05. Setting
+    the optimizer without its callback reproduces that state."""
+    at = open_app()
+    start_and_wait(at)
+    t = trainer(at)
+    at.session_state["w_optimizer"] = "rmsprop"  # no on_change: the lr widget keeps 0.05
+    at.run()
+    assert_no_exception(at)
+    shown = at.text_input(key="w_lr").value
+    assert t.run.config.optimizer == "rmsprop"
+    assert t.run.config.lr == float(shown) == float(at.query_params["lr"]), (t.run.config.lr, shown)
+    assert all(e["to"] == float(shown) for e in t.run.events if e["setting"] == "lr")

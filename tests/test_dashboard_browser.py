@@ -117,6 +117,9 @@ def test_dashboard_live_in_chromium(hard_timeout):
             box.press("Enter")
             time.sleep(2.0)
             seen.append(_status(a))
+            # The address bar carries the change at once (a copied link is complete). Read
+            # location itself: Playwright's page.url lags one same-document navigation behind.
+            assert f"span={span}" in a.evaluate("() => location.search").split("&"), a.evaluate("() => location.search")
         assert seen[0][0] == "paused" and seen[0] == seen[1], seen
         assert abs(seen[0][1] - paused_steps) <= 1024, (seen, paused_steps)
         assert _status(b)[1] > b_steps0  # B trains on, untouched by A's Pause

@@ -15,7 +15,7 @@ OTHER = {
     "model": "normal-mean", "n": 50, "data": None, "seed": 7, "family": "normal", "parameterization": "exp",
     "init": "loc=0.5,scale=2", "estimator": "stl", "samples": 8, "optimizer": "rmsprop", "lr": 0.02,
     "schedule": "robbins-monro", "steps": 5000, "variance_every": 20, "replicates": 10,
-    "speed": "50", "smoothing": "moving-average", "span": 30, "present": True,
+    "speed": "50", "smoothing": "moving-average", "span": 30, "log_axes": True, "present": True,
 }
 
 
@@ -77,7 +77,7 @@ def test_live_and_structural_roles():
     assert set(LIVE_SETTINGS) == {"estimator", "samples", "optimizer", "lr", "schedule", "steps", "variance_every", "replicates"}
     assert {s.name for s in SETTINGS if s.role is Role.STRUCTURAL} == {"model", "n", "data", "seed", "family",
                                                                       "parameterization", "init"}
-    assert {s.name for s in SETTINGS if s.role is Role.VIEW} == {"speed", "smoothing", "span", "present"}
+    assert {s.name for s in SETTINGS if s.role is Role.VIEW} == {"speed", "smoothing", "span", "log_axes", "present"}
 
 
 def test_cli_help_lists_every_cli_setting_with_its_choices(capsys):

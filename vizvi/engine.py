@@ -32,7 +32,7 @@ import tensorflow_probability as tfp
 from vizvi import diagnostics, optimizers, schedules
 from vizvi.errors import ConfigError
 from vizvi.estimators import EstimatorName, check_estimator, elbo_and_grad
-from vizvi.families import Family, get_family, resolve_init
+from vizvi.families import Family, explicit_init, get_family, init_from_prior, resolve_init
 from vizvi.history import History
 from vizvi.models import Model, get_model, load_dataset
 from vizvi.optimizers import Optimizer, OptimizerName, UpdateInfo, make_optimizer
@@ -142,6 +142,8 @@ def validate(config: RunConfig) -> RunConfig:
         if value is not None and s.applies(model) and not (s.name == "n" and config.data is not None):
             setattr(config, s.name, s.check(value))
     family = get_family(config.family, model)
+    if not init_from_prior(config.init):
+        explicit_init(family, config.init)  # named now, not after the data and reference are made
     check_estimator(EstimatorName(config.estimator), family, config.samples)
     if optimizers.spec(config.optimizer).natural and not family.exponential_family:
         raise ConfigError("optimizer", f"natural gradients need an exponential family; {family.name!r} is not one")

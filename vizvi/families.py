@@ -413,6 +413,11 @@ def parse_init_spec(spec: str) -> dict:
     return out
 
 
+def init_from_prior(init) -> bool:
+    """True for the ``init`` modes computed from the model's prior ("prior", "random")."""
+    return isinstance(init, str) and init.strip() in ("prior", "random")
+
+
 def resolve_init(family: Family, model: Model, data: dict, init, seed: int) -> np.ndarray:
     """The initial constrained parameter vector for ``init``.
 
@@ -420,9 +425,7 @@ def resolve_init(family: Family, model: Model, data: dict, init, seed: int) -> n
     ``"random"`` (seeded perturbation of the prior match), a ``name=value,...`` string or a dict.
     Every value is checked against its parameter's support.
     """
-    if init is None or init == "":
-        theta = np.array(family.defaults, dtype=np.float64)
-    elif isinstance(init, str) and init.strip() in ("prior", "random"):
+    if init_from_prior(init):
         prior = model.prior(data)
         mean = np.atleast_1d(prior.mean().numpy())
         cov = prior.covariance().numpy() if family.dim == 2 else np.atleast_2d(prior.variance().numpy())
@@ -436,12 +439,26 @@ def resolve_init(family: Family, model: Model, data: dict, init, seed: int) -> n
                 for i, (t, c, e) in enumerate(zip(theta, family.constraints, noise))
             ])
     else:
-        values = parse_init_spec(init) if isinstance(init, str) else dict(init)
-        theta = np.array(family.defaults, dtype=np.float64)
-        for name, value in values.items():
-            if name not in family.param_names:
-                raise ConfigError("init", f"family {family.name!r} has no parameter {name!r}; its parameters are {', '.join(family.param_names)}")
-            theta[family.param_names.index(name)] = float(value)
+        return explicit_init(family, init)
+    return _checked(family, theta)
+
+
+def explicit_init(family: Family, init) -> np.ndarray:
+    """The initial values an explicit ``init`` asks for (None or "" for the family's defaults, a
+    ``name=value,...`` string or a dict), checked; needs no data, so a bad value can be named
+    as soon as it is typed."""
+    theta = np.array(family.defaults, dtype=np.float64)
+    if init is None or init == "":
+        return _checked(family, theta)
+    values = parse_init_spec(init) if isinstance(init, str) else dict(init)
+    for name, value in values.items():
+        if name not in family.param_names:
+            raise ConfigError("init", f"family {family.name!r} has no parameter {name!r}; its parameters are {', '.join(family.param_names)}")
+        theta[family.param_names.index(name)] = float(value)
+    return _checked(family, theta)
+
+
+def _checked(family: Family, theta: np.ndarray) -> np.ndarray:
     for name, c, v in zip(family.param_names, family.constraints, theta):
         if not math.isfinite(v):
             raise ConfigError("init", f"{name} = {v} is not a finite number")

@@ -223,6 +223,9 @@ SETTINGS = (
     Setting("smoothing", Kind.CHOICE, "ema", "ELBO smoothing", "how the ELBO's smoothed curve is computed", Role.VIEW,
             choices=_smoothers, cli=False),
     Setting("span", Kind.INT, 50, "Smoothing span", "steps the ELBO smoother averages over", Role.VIEW, lo=1, hi=MAX_STEPS, cli=False),
+    Setting("log_axes", Kind.BOOL, False, "Log axes", "parameters on log axes, and the ELBO's gap to the log evidence "
+            "(or -ELBO where it is unknown) on a log axis: a stall a hundredfold short of its optimum is no flat line",
+            Role.VIEW, cli=False),
     Setting("present", Kind.BOOL, False, "Presentation mode", "bigger type and no sidebar, for talks", Role.VIEW, cli=False),
 )
 del S, R

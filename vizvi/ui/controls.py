@@ -165,6 +165,12 @@ def config_from_widgets() -> RunConfig:
     return RunConfig(**values)
 
 
+def role_of(flag: str) -> Optional[Role]:
+    """The role of the setting a ConfigError names (None for an argument that is no setting)."""
+    setting = SETTING.get(flag.replace("-", "_"))
+    return setting.role if setting else None
+
+
 def differing(then: dict, now: dict, role: Role) -> list:
     """Flags of the URL settings of ``role`` whose values differ between two ``current_settings``."""
     return [s.flag for s in URL_SETTINGS if s.role is role and str(then.get(s.flag)) != str(now.get(s.flag))]

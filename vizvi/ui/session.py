@@ -134,6 +134,18 @@ def start() -> None:
         trainer().start()
 
 
+def _structural_problem() -> Optional[str]:
+    """What is wrong with a changed structural setting (n, seed, init...), said as it is typed
+    rather than only when Reset is pressed; None when they are fine. (A bad live setting is
+    reported where it is applied.)"""
+    try:
+        validate(controls.config_from_widgets())
+    except ConfigError as e:
+        if controls.role_of(e.argument) is Role.STRUCTURAL:
+            return str(e)
+    return None
+
+
 def apply_setting_changes(errors: list) -> Optional[str]:
     """Apply live-setting changes to the running run; name the structural ones that wait for Reset.
 
@@ -148,7 +160,16 @@ def apply_setting_changes(errors: list) -> Optional[str]:
     structural = controls.differing(then, now, Role.STRUCTURAL)
     if ss.get(keys.CSV_TEXT) != ss.get(keys.RUN_CSV_TEXT):
         structural.append("data")
+    if structural:
+        problem = _structural_problem()
+        if problem:
+            errors.append(f"{problem} (press Reset once it is fixed; the current run continues unchanged)")
     live = controls.differing(then, now, Role.LIVE)
+    if "optimizer" in live and "lr" not in live:
+        # The run takes the learning rate the sidebar shows, never one of its own choosing: the
+        # optimizer's callback sets the lr widget to the new default, but a fragment rerun can
+        # carry the browser's old lr back over it, and the run then disagreed with the sidebar.
+        live.append("lr")
     if live and not errors:
         try:
             config = controls.config_from_widgets()

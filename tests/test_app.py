@@ -36,7 +36,7 @@ FULL_QUERY = {
     "model": "normal-mean", "n": "50", "seed": "7", "family": "normal", "parameterization": "exp",
     "init": "loc=0.5,scale=2", "estimator": "stl", "samples": "8", "optimizer": "rmsprop", "lr": "0.02",
     "schedule": "robbins-monro", "variance-every": "20", "replicates": "10", "steps": "5000", "speed": "50",
-    "smoothing": "moving-average", "span": "30", "present": "0",
+    "smoothing": "moving-average", "span": "30", "log-axes": "1", "present": "0",
 }
 
 
@@ -242,7 +242,8 @@ def test_run_page_renders_controls_and_all_charts(open_app):
         {w.key for w in at.sidebar.text_input} | {w.key for w in at.sidebar.select_slider} | \
         {w.key for w in at.sidebar.radio} | {w.key for w in at.sidebar.toggle}
     for name in ("model", "n", "seed", "family", "parameterization", "init_mode", "estimator", "samples", "optimizer",
-                 "lr", "schedule", "variance-every", "replicates", "steps", "speed", "smoothing", "span", "present"):
+                 "lr", "schedule", "variance-every", "replicates", "steps", "speed", "smoothing", "span", "log-axes",
+                 "present"):
         assert f"w_{name}" in keys, f"no widget for {name}"
 
 
@@ -522,14 +523,15 @@ def test_url_query_restores_every_setting_and_round_trips(open_app):
         "w_variance-every": at.number_input(key="w_variance-every").value,
         "w_replicates": at.number_input(key="w_replicates").value, "w_steps": at.number_input(key="w_steps").value,
         "w_speed": at.select_slider(key="w_speed").value, "w_smoothing": at.radio(key="w_smoothing").value,
-        "w_span": at.number_input(key="w_span").value, "w_present": at.toggle(key="w_present").value,
+        "w_span": at.number_input(key="w_span").value, "w_log-axes": at.toggle(key="w_log-axes").value,
+        "w_present": at.toggle(key="w_present").value,
     }
     assert widgets == {
         "w_model": "normal-mean", "w_n": 50, "w_seed": 7, "w_family": "normal", "w_parameterization": "exp",
         "w_init_mode": "values", "w_init_normal_loc": "0.5", "w_init_normal_scale": "2", "w_estimator": "stl",
         "w_samples": 8, "w_optimizer": "rmsprop", "w_lr": "0.02", "w_schedule": "robbins-monro",
         "w_variance-every": 20, "w_replicates": 10, "w_steps": 5000, "w_speed": "50",
-        "w_smoothing": "moving-average", "w_span": 30, "w_present": False,
+        "w_smoothing": "moving-average", "w_span": 30, "w_log-axes": True, "w_present": False,
     }
     t = trainer(at)
     c = t.run.config
@@ -541,6 +543,7 @@ def test_url_query_restores_every_setting_and_round_trips(open_app):
     assert t.run.params() == {"loc": 0.5, "scale": 2.0}
     assert t.steps_per_update == 50
     assert any("moving average" in t["name"] and "30" in t["name"] for t in charts(at)["elbo"]["data"])
+    assert charts(at)["elbo"]["layout"]["yaxis"]["type"] == "log"  # log-axes=1: the ELBO gap on a log axis
     assert dict(at.query_params) == FULL_QUERY
     at.run()
     assert_no_exception(at)

@@ -13,17 +13,41 @@ from typing import Optional
 import numpy as np
 
 MAX_POINTS = 600  # per trace: about one per pixel of a chart; bounds browser work per update
-COLORS = ["#4f46e5", "#e11d48", "#059669", "#d97706", "#0891b2", "#7c3aed"]
+# One colour per parameter (indigo, rose, emerald, gold, sky, brown). Thin lines and small legend
+# swatches lose most blue-yellow contrast, so the former emerald and cyan (differing mostly in
+# that direction: CIEDE2000 29, 5 under a tritan simulation) looked alike in the full-rank
+# family's five-parameter gradient chart, and the sixth colour, violet, was indigo again
+# (CIEDE2000 6.5). The first five now stay >= 34 apart, and >= 12 under simulated protan,
+# deutan and tritan vision; the sixth >= 23 from all of them.
+COLORS = ["#4f46e5", "#e11d48", "#059669", "#ca8a04", "#0ea5e9", "#92400e"]
 EXACT_COLOR = "#111827"
 SMOOTHERS = ("ema", "moving-average")
 
 
-def thin(x: np.ndarray, limit: int = MAX_POINTS) -> np.ndarray:
-    """Indices of at most ``limit`` evenly spread points, first and last included."""
+def thin(steps: np.ndarray, limit: int = MAX_POINTS) -> np.ndarray:
+    """Indices of at most ``limit`` rows spread evenly along the *step* axis, first and last kept.
+
+    The history (``history.DecimatingBuffer``) keeps the newest rows at full resolution and
+    older ones thinned by a doubling stride. Spreading the drawn points evenly by *index* put
+    half of them into the dense recent rows: in a long run the last few percent of the steps
+    got hundreds of points and the rest a sparse zigzag, so the right end looked far noisier
+    than the left. Here ``limit`` equally spaced target steps each take the row nearest to
+    them (duplicates merged), so drawn points are about equally spaced in steps everywhere.
+
+    Each drawn point is one recorded row, not an aggregate of a bucket: a bucket of the old
+    part holds a few archived rows and one of the recent part dozens to thousands, so a
+    per-bucket min/max envelope would widen (and a per-bucket mean would calm down) with the
+    number of rows, i.e. towards the right end again. One raw estimate per equal step width
+    shows the same noise everywhere; the smoothed curves are computed from every row first.
+    """
+    x = np.asarray(steps, dtype=float)
     n = len(x)
     if n <= limit:
         return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, limit).round().astype(int))
+    targets = np.linspace(x[0], x[-1], limit)
+    right = np.clip(np.searchsorted(x, targets), 1, n - 1)
+    nearest = np.where(targets - x[right - 1] <= x[right] - targets, right - 1, right)
+    return np.unique(nearest)
 
 
 def _list(a) -> np.ndarray:
@@ -89,53 +113,148 @@ def _base_layout(title: str, key: str, height: int = 300) -> dict:
 
 
 def _figure(data: list, layout: dict) -> dict:
-    """The figure dict, with every axis set to skip plotly.js's tick-label overflow check.
+    """The figure dict, with every axis set to skip plotly.js's tick-label overflow check, and
+    every titled y axis set to keep its title clear of its tick labels.
 
     By default plotly.js re-measures all tick labels of an axis for each label it places
     (``ticklabeloverflow = "hide past div"``): about an eighth of the browser's time per live
     update, for labels that never overflow these fixed margins.
+
+    A y-axis title sits at a fixed distance from the plot's edge, so long tick labels (an ELBO
+    of "−12,345.6", a log axis's "0.0001") ran into it. ``automargin`` widens the left margin
+    when the labels need it and ``standoff`` then keeps the title that far from the labels.
     """
     for name, axis in layout.items():
         if name.startswith(("xaxis", "yaxis")) and isinstance(axis, dict):
             axis.setdefault("ticklabeloverflow", "allow")
+            if name.startswith("yaxis") and isinstance(axis.get("title"), dict):
+                axis.setdefault("automargin", True)
+                axis["title"].setdefault("standoff", 8)
     return {"data": data, "layout": layout}
 
 
-def _event_shapes(events: list, axis_count: int = 1) -> tuple:
-    """Vertical dashed lines (and labels) where a setting changed mid-run."""
-    shapes, annotations = [], []
+def _format_value(v) -> str:
+    """A setting value as a label shows it (floats in the shortest form: 0.01, not 0.01000)."""
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _event_labels(events: list) -> list:
+    """(step, label) per step at which settings changed, in step order.
+
+    Several settings changed at once (one ``update_settings`` call records one event each, all
+    at the same step) make one combined label, "lr 0.05→0.01, optimizer adam→rmsprop": drawn
+    separately they were stacked exactly on top of each other, unreadable. A setting changed
+    twice at one step shows its first "from" and last "to"; a step whose changes all cancel out
+    gets no marker.
+    """
+    by_step: dict = {}
     for e in events:
+        changes = by_step.setdefault(e["step"], {})
+        first = changes.get(e["setting"], (e.get("from"), None))[0]
+        changes[e["setting"]] = (first, e["to"])
+    out = []
+    for step in sorted(by_step):
+        parts = [f"{name} {_format_value(a)}→{_format_value(b)}" if a is not None else f"{name}→{_format_value(b)}"
+                 for name, (a, b) in by_step[step].items() if a is None or a != b]
+        if parts:
+            out.append((step, ", ".join(parts)))
+    return out
+
+
+# Label placement without a browser to measure text: a 10 px label is about 6 px per character,
+# and a chart's plot area is at least this wide (half-width columns), so labels closer than
+# this estimate may overlap and go on another row.
+_LABEL_CHAR_PX = 6.0
+_PLOT_MIN_PX = 400.0
+# Rows of marker labels: the first just above the plot area, as before; the others just inside
+# its top edge, going down (growing the top margin would push into the chart title), on a
+# translucent box so that a trace under them does not garble them.
+_INSIDE = {"yanchor": "top", "bgcolor": "rgba(255, 255, 255, 0.7)"}
+_LABEL_ROWS = ({"y": 1.0, "yanchor": "bottom", "yshift": 0},
+               {"y": 1.0, "yshift": 0, **_INSIDE},
+               {"y": 1.0, "yshift": -15, **_INSIDE})
+
+
+def _event_shapes(events: list, axis_count: int = 1, x_span: Optional[tuple] = None) -> tuple:
+    """Vertical dashed lines (and labels) where settings changed mid-run: one per step.
+
+    ``x_span`` (first, last step drawn) sizes the labels in step units, so that labels of
+    nearby steps which would overlap go on different rows (cheap greedy placement; after a
+    zoom they may still touch, which is acceptable for markers).
+    """
+    labelled = _event_labels(events)
+    shapes, annotations = [], []
+    if x_span is None and labelled:
+        x_span = (labelled[0][0], labelled[-1][0])
+    width = max(float(x_span[1]) - float(x_span[0]), 1.0) if labelled else 1.0
+    step_per_char = _LABEL_CHAR_PX / _PLOT_MIN_PX * width
+    row_ends = [-np.inf] * len(_LABEL_ROWS)  # right edge (in steps) of the last label per row
+    for step, text in labelled:
         for k in range(axis_count):
             suffix = "" if k == 0 else str(k + 1)
             shapes.append({
-                "type": "line", "xref": f"x{suffix}", "yref": f"y{suffix} domain", "x0": e["step"], "x1": e["step"],
+                "type": "line", "xref": f"x{suffix}", "yref": f"y{suffix} domain", "x0": step, "x1": step,
                 "y0": 0, "y1": 1, "line": {"dash": "dot", "width": 1.5, "color": "#6b7280"},
             })
+        half = 0.5 * len(text) * step_per_char  # labels are centred on their step
+        free = [r for r, end in enumerate(row_ends) if end < step - half]
+        row = free[0] if free else int(np.argmin(row_ends))  # all taken: the row freed earliest
+        row_ends[row] = step + half
         annotations.append({
-            "xref": "x", "yref": "paper", "x": e["step"], "y": 1.0, "yanchor": "bottom", "showarrow": False,
-            "text": f"{e['setting']}→{e['to']}", "font": {"size": 10, "color": "#6b7280"},
+            "xref": "x", "yref": "paper", "x": step, **_LABEL_ROWS[row], "showarrow": False,
+            "text": text, "font": {"size": 10, "color": "#6b7280"},
         })
     return shapes, annotations
 
 
-def elbo_figure(snap, method: str = "ema", span: int = 50) -> dict:
-    """ELBO estimates, raw and smoothed, with the exact (or grid) log evidence as a line."""
+def _x_span(steps: np.ndarray) -> Optional[tuple]:
+    """(first, last) step of a series, or None when it is empty."""
+    return (int(steps[0]), int(steps[-1])) if len(steps) else None
+
+
+def elbo_figure(snap, method: str = "ema", span: int = 50, log_axes: bool = False) -> dict:
+    """ELBO estimates, raw and smoothed, with the exact (or grid) log evidence as a line.
+
+    With ``log_axes`` the chart shows the gap ``log evidence − ELBO`` instead, on a log axis:
+    the ELBO itself is negative, so only the gap has a meaningful log scale, and there a stall
+    a few nats (or 0.01 nat) short of the evidence is as visible as the first thousand.
+    """
     s = snap.series
     steps = np.asarray(s.get("step", []))
     elbo = np.asarray(s.get("elbo", []), dtype=float)
     smoothed = smooth(elbo, method, span)
     idx = thin(steps)
     label = "EMA" if method == "ema" else "moving average"
+    ref = snap.reference
+    kind = "exact" if ref.kind == "exact" else "grid"
+    if log_axes:
+        # Gaps in float64 before _list's float32: the evidence can be -1e4 and the gap 1e-3.
+        raw, smooth_y = ref.log_evidence - elbo, ref.log_evidence - smoothed
+        # A single estimate (or a short average) can exceed the log evidence by noise, and a
+        # grid reference is itself approximate: such gaps <= 0 have no place on a log axis.
+        # They become NaN (a gap in the line) rather than a floor, which would draw invented
+        # values and stretch the axis down to the floor.
+        raw[raw <= 0], smooth_y[smooth_y <= 0] = np.nan, np.nan
+    else:
+        raw, smooth_y = elbo, smoothed
     data = [
-        {"type": "scatter", "mode": "lines", "name": "estimate", "x": _steps(steps, idx), "y": _list(elbo[idx]),
+        {"type": "scatter", "mode": "lines", "name": "estimate", "x": _steps(steps, idx), "y": _list(raw[idx]),
          "line": {"color": "#a5b4fc", "width": 1}},
         {"type": "scatter", "mode": "lines", "name": f"{label} (span {span})", "x": _steps(steps, idx),
-         "y": _list(smoothed[idx]), "line": {"color": COLORS[0], "width": 2.5}},
+         "y": _list(smooth_y[idx]), "line": {"color": COLORS[0], "width": 2.5}},
     ]
-    layout = _base_layout("ELBO", "elbo")
-    ref = snap.reference
-    if len(steps):
-        kind = "exact" if ref.kind == "exact" else "grid"
+    if log_axes:
+        # E[log evidence − ELBO estimate] = KL(q ‖ posterior) exactly (≈ with a grid reference).
+        approx = "=" if kind == "exact" else "≈"
+        evidence = "log evidence" if kind == "exact" else "log evidence (grid)"
+        layout = _base_layout(f"ELBO gap: {evidence} − ELBO {approx} KL(q ‖ posterior), log scale", "elbo-log")
+        # A fresh uirevision (above): a zoom kept from the linear ELBO axis would be read as
+        # powers of ten here. No fixed range: a log axis shows early and late gaps together.
+        # The axis title is short enough for a 300 px chart; the chart title says the rest.
+        layout["yaxis"] = {"type": "log", "autorange": True, "title": {"text": "log evidence − ELBO (nats)"}}
+    else:
+        layout = _base_layout("ELBO", "elbo")
+    if len(steps) and not log_axes:
         data.append({"type": "scatter", "mode": "lines", "name": f"log evidence ({kind})",
                      "x": [int(steps[0]), int(steps[-1])], "y": [ref.log_evidence, ref.log_evidence],
                      "line": {"color": EXACT_COLOR, "dash": "dash", "width": 1.5}})
@@ -145,7 +264,7 @@ def elbo_figure(snap, method: str = "ema", span: int = 50) -> dict:
         lo, hi = float(np.nanmin(tail)), max(float(np.nanmax(smoothed[-max(1, len(smoothed) // 2):])), ref.log_evidence)
         pad = 0.08 * max(hi - lo, 1e-6)
         layout["yaxis"] = {"range": [lo - pad, hi + pad], "title": {"text": "nats"}}
-    shapes, annotations = _event_shapes(snap.events)
+    shapes, annotations = _event_shapes(snap.events, x_span=_x_span(steps))
     layout["shapes"], layout["annotations"] = shapes, annotations
     return _figure(data, layout)
 
@@ -163,15 +282,27 @@ def _stacked_axes(layout: dict, n: int, gap: float = 0.06) -> None:
             del layout["xaxis"]["matches"]
 
 
-def params_figure(snap) -> dict:
-    """Each variational parameter in constrained units, one panel each, with its optimum."""
+def _log_scalable(values: np.ndarray, optimum: Optional[float]) -> bool:
+    """Whether a panel can go on a log axis: some finite values, all of them (and the optimum) > 0."""
+    finite = values[np.isfinite(values)]
+    return finite.size > 0 and bool(np.all(finite > 0)) and (optimum is None or optimum > 0)
+
+
+def params_figure(snap, log_axes: bool = False) -> dict:
+    """Each variational parameter in constrained units, one panel each, with its optimum.
+
+    With ``log_axes`` every panel whose values and optimum are all positive (scales, rates,
+    concentrations) gets a log axis, so a value stalled at 18 under an optimum of 3944 is not a
+    flat line at 0; a panel with values <= 0 (a real-valued loc) stays linear and says so.
+    """
     s = snap.series
     names = snap.names
     steps = np.asarray(s.get("step", []))
     theta = np.asarray(s.get("theta", np.zeros((0, len(names)))))
     idx = thin(steps)
     n = len(names)
-    layout = _base_layout("Variational parameters", "params", height=max(300, 150 * n))
+    # A fresh uirevision with log axes: a zoom kept from a linear panel would be read as powers of ten.
+    layout = _base_layout("Variational parameters", "params-log" if log_axes else "params", height=max(300, 150 * n))
     _stacked_axes(layout, n)
     data = []
     for k, name in enumerate(names):
@@ -179,7 +310,15 @@ def params_figure(snap) -> dict:
         data.append({"type": "scatter", "mode": "lines", "name": name, "x": _steps(steps, idx),
                      "y": _list(theta[idx, k]) if len(idx) else [], "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
                      "line": {"color": COLORS[k % len(COLORS)], "width": 2}})
-        layout[f"yaxis{suffix}"]["title"] = {"text": name, "font": {"size": 11}}
+        title = name
+        if log_axes:
+            optimum = float(snap.optimum[k]) if snap.optimum is not None else None
+            if _log_scalable(theta[:, k] if len(theta) else np.zeros(0), optimum):
+                layout[f"yaxis{suffix}"].update({"type": "log", "autorange": True})
+                title = f"{name} (log)"
+            else:
+                title = f"{name} (linear: ≤ 0)"
+        layout[f"yaxis{suffix}"]["title"] = {"text": title, "font": {"size": 11}}
         if snap.optimum is not None and len(steps):
             target = float(snap.optimum[k])
             data.append({"type": "scatter", "mode": "lines", "name": f"{name} optimum", "showlegend": k == 0,
@@ -190,7 +329,7 @@ def params_figure(snap) -> dict:
         for trace in data:
             if trace["name"].endswith("optimum"):
                 trace["name"] = "optimum (exact)" if trace["showlegend"] else trace["name"]
-    shapes, annotations = _event_shapes(snap.events, n)
+    shapes, annotations = _event_shapes(snap.events, n, _x_span(steps))
     layout["shapes"], layout["annotations"] = shapes, annotations
     return _figure(data, layout)
 
@@ -211,7 +350,7 @@ def grads_figure(snap, span: int = 50) -> dict:
                      "line": {"color": COLORS[k % len(COLORS)], "width": 2.5}})
     layout = _base_layout(f"|gradient| of the optimised (unconstrained) values, EMA span {span}", "grads")
     layout["yaxis"] = {"type": "log", "title": {"text": "|gradient|"}}
-    layout["shapes"], layout["annotations"] = _event_shapes(snap.events)
+    layout["shapes"], layout["annotations"] = _event_shapes(snap.events, x_span=_x_span(steps))
     return _figure(data, layout)
 
 
@@ -238,7 +377,7 @@ def variance_figure(snap) -> dict:
     if len(steps):
         data.append({"type": "scatter", "mode": "lines", "name": "SNR 0.1", "x": [int(steps[0]), int(steps[-1])],
                      "y": [0.1, 0.1], "xaxis": "x2", "yaxis": "y2", "line": {"color": EXACT_COLOR, "dash": "dot", "width": 1}})
-    shapes, annotations = _event_shapes(snap.events, 2)
+    shapes, annotations = _event_shapes(snap.events, 2, _x_span(steps))
     layout["shapes"], layout["annotations"] = shapes, annotations
     return _figure(data, layout)
 
@@ -280,11 +419,16 @@ def density_figure(snap) -> dict:
     return _figure(data, layout)
 
 
-def all_figures(snap, method: str = "ema", span: int = 50) -> dict:
-    """Every live chart, keyed by its chart key."""
+def all_figures(snap, method: str = "ema", span: int = 50, log_axes: bool = False) -> dict:
+    """Every live chart, keyed by its chart key.
+
+    ``method`` and ``span`` pick the ELBO smoother; ``log_axes`` puts the parameter panels
+    that are positive on log axes and turns the ELBO chart into its gap to the log evidence
+    on a log axis (see ``elbo_figure`` and ``params_figure``).
+    """
     return {
-        "elbo": elbo_figure(snap, method, span),
-        "params": params_figure(snap),
+        "elbo": elbo_figure(snap, method, span, log_axes=log_axes),
+        "params": params_figure(snap, log_axes=log_axes),
         "grads": grads_figure(snap, span),
         "variance": variance_figure(snap),
         "density": density_figure(snap),

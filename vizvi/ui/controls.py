@@ -298,5 +298,6 @@ def sidebar_controls() -> list:
     c1, c2 = sb.columns(2)
     draw(c1, "smoothing", style="radio")
     draw(c2, "span", step=5)
+    draw(sb, "log_axes")
     draw(sb, "present")
     return errors

@@ -155,7 +155,8 @@ def chart_panel() -> None:
     if not isinstance(span, int) or span < 1:
         st.error(f"span: smoothing span must be a whole number of at least 1, got {span!r}; drawing with {DEFAULT_SPAN}")
         span = DEFAULT_SPAN
-    figures = charts.all_figures(snap, controls.widget_value("smoothing", "ema"), span)
+    figures = charts.all_figures(snap, controls.widget_value("smoothing", "ema"), span,
+                                 log_axes=controls.widget_value("log_axes", False))
     if controls.widget_value("present", False):
         for fig in figures.values():
             fig["layout"]["font"] = {"size": 18}

@@ -32,6 +32,15 @@ def _updates(page) -> dict:
         .map(e => [e.dataset.vizviChart, Number(e.dataset.updates)]))""")
 
 
+def _chart_hosts(page) -> list:
+    """Where each chart host sits in the page (for a failure message: two hosts per chart mean
+    a stale element was left beside a fresh one)."""
+    return page.evaluate("""() => [...document.querySelectorAll("[data-vizvi-chart]")].map((e) => {
+        const path = [];
+        for (let p = e; p && path.length < 10; p = p.parentElement) path.push(p.getAttribute("data-testid") || p.className || p.tagName);
+        return `${e.dataset.vizviChart} updates=${e.dataset.updates} mounts=${e.dataset.mounts} ${path.join(" < ")}`; })""")
+
+
 def _status(page) -> tuple:
     for text in page.locator("[data-testid='stMarkdownContainer']").all_inner_texts():
         m = re.match(r"(\w+) · step ([\d,]+)", text)
@@ -105,7 +114,7 @@ def test_dashboard_live_in_chromium(hard_timeout):
         paused_updates, (_, paused_steps) = _updates(a), _status(a)
         b_steps0 = _status(b)[1]
         still = sample_charts(a, expected=len(KEYS), seconds=1.5)
-        assert sum(still.updates.values()) == 0, still
+        assert sum(still.updates.values()) == 0, (still, _chart_hosts(a))
         assert still.visible_fraction == 1.0, still
         time.sleep(1.0)
         assert _updates(a) == paused_updates

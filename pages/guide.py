@@ -6,22 +6,7 @@ from vizvi import estimators, optimizers
 from vizvi.families import FAMILIES, families_for
 from vizvi.models import MODELS
 from vizvi.parameterizations import PARAMETERIZATIONS
-
-# Each demo is a run page URL: every setting not named takes its default.
-DEMOS = [
-    ("The stall: a Gamma concentration that barely moves under Adam (seed 000)",
-     "model=poisson-gamma&family=gamma&optimizer=adam&lr=0.05&steps=20000&speed=max"),
-    ("Its fix: natural gradients, with a Robbins-Monro schedule so the noisy steps settle",
-     "model=poisson-gamma&family=gamma&optimizer=natural&lr=0.1&schedule=robbins-monro&steps=20000&speed=max"),
-    ("Score function: the same target with REINFORCE gradients (watch the variance chart)",
-     "model=normal-mean&estimator=score&samples=4&optimizer=adam&steps=5000&speed=200"),
-    ("…against pathwise (reparameterization) gradients on the same settings",
-     "model=normal-mean&estimator=pathwise&samples=4&optimizer=adam&steps=5000&speed=200"),
-    ("Mean-field Normal on a correlated target: too narrow",
-     "model=correlated-gaussian&family=mean-field-normal&optimizer=adam&lr=0.02&steps=5000&speed=200"),
-    ("…against a full-rank Normal, which matches it",
-     "model=correlated-gaussian&family=full-rank-normal&optimizer=adam&lr=0.02&steps=5000&speed=200"),
-]
+from vizvi.ui.demos import DEMOS
 
 st.title("Guide")
 st.markdown("**Try these** (each link opens the run page with the demo's settings; press Start):\n\n"

@@ -104,3 +104,16 @@ def test_a_registry_entry_is_enough_for_a_new_cli_flag(monkeypatch):
                                                   for s in settings.RUN_SETTINGS])
     assert config_cls(**{s.name: getattr(args, s.name) for s in settings.RUN_SETTINGS}).warmup == 3
     assert isinstance(args, argparse.Namespace)
+
+
+def test_every_guide_demo_is_a_valid_run_page_url():
+    from vizvi.ui.demos import DEMOS, settings_of
+
+    for title, query in DEMOS:
+        values = {}
+        for flag, text in settings_of(query).items():
+            setting = SETTING[flag.replace("-", "_")]
+            assert setting.url, (title, flag)
+            values[setting.name] = setting.parse(text) if setting.kind is not Kind.TEXT else text
+        run_values = {k: v for k, v in values.items() if SETTING[k].role is not Role.VIEW}
+        validate(RunConfig(**run_values))

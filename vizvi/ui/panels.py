@@ -107,10 +107,17 @@ def _banners(snap) -> None:
         st.info("Compiling this configuration with XLA (first time only; the compiled program is shared by all sessions)…", icon="⏳")
     if snap.divergence:
         st.error(f"Run paused: {snap.divergence['message']}", icon="🛑")
+    offered = {}  # suggestion config -> the parameter whose banner offers it
     for name, verdict in snap.diagnosis.items():
         if not verdict["status"].stalled:
             continue
         suggestion = verdict.get("suggestion")
+        same = offered.get(repr(suggestion["config"])) if suggestion else None
+        if same:  # one fix for several parameters: said and offered once, on the first banner
+            st.warning(f"**{name}: {verdict['status']}.** {verdict['text']} **Try:** the same as for {same}.", icon="⚠️")
+            continue
+        if suggestion:
+            offered[repr(suggestion["config"])] = name
         cols = st.columns([5, 1])
         cols[0].warning(f"**{name}: {verdict['status']}.** {verdict['text']}" + (f" **Try:** {suggestion['text']}." if suggestion else ""), icon="⚠️")
         if suggestion and cols[1].button("Try this", key=keys.try_suggestion(name), on_click=_on_try_suggestion,

@@ -1,0 +1,25 @@
+"""Demos to open from the guide: each a run-page URL query (settings not named take their defaults)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+DEMOS = [
+    ("The stall: a Gamma concentration that barely moves under Adam (seed 000)",
+     "model=poisson-gamma&family=gamma&optimizer=adam&lr=0.05&steps=20000&speed=max"),
+    ("Its fix: natural gradients, with a Robbins-Monro schedule so the noisy steps settle",
+     "model=poisson-gamma&family=gamma&optimizer=natural&lr=0.1&schedule=robbins-monro&steps=20000&speed=max"),
+    ("Score function: the same target with REINFORCE gradients (watch the variance chart)",
+     "model=normal-mean&estimator=score&samples=4&optimizer=adam&steps=5000&speed=200"),
+    ("…against pathwise (reparameterization) gradients on the same settings",
+     "model=normal-mean&estimator=pathwise&samples=4&optimizer=adam&steps=5000&speed=200"),
+    ("Mean-field Normal on a correlated target: too narrow",
+     "model=correlated-gaussian&family=mean-field-normal&optimizer=adam&lr=0.02&steps=5000&speed=200"),
+    ("…against a full-rank Normal, which matches it",
+     "model=correlated-gaussian&family=full-rank-normal&optimizer=adam&lr=0.02&steps=5000&speed=200"),
+]
+
+
+def settings_of(query: str) -> dict:
+    """A demo's query as {flag: text}."""
+    return dict(parse_qsl(query, strict_parsing=True))

@@ -45,8 +45,6 @@ def _step_count(page) -> int:
     }"""))
 
 
-# Dashboard-only settings in the URL; every other query parameter is a CLI option.
-_UI_ONLY = ("speed", "smoothing", "span", "present")
 
 
 def headless_steps_per_s(url: str, first: int, last: int) -> float:
@@ -55,10 +53,11 @@ def headless_steps_per_s(url: str, first: int, last: int) -> float:
 
     from vizvi.cli import build_parser, config_from_args
     from vizvi.engine import Run
+    from vizvi.settings import by_flag
 
     argv = ["run", "--json", "unused.json"]
     for name, value in parse_qsl(urlparse(url).query):
-        if name not in _UI_ONLY and value != "":
+        if by_flag(name).cli and value != "":  # the view's settings (speed, span...) are no CLI options
             argv += [f"--{name}", value]
     run = Run(config_from_args(build_parser().parse_args(argv)))
     run.compile()

@@ -23,7 +23,7 @@ of settings that a fresh run can apply.
 from __future__ import annotations
 
 import enum
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -115,6 +115,88 @@ def _verdict(status: Verdict, text: str, suggestion: Optional[dict] = None) -> d
     return {"status": status, "text": text, "suggestion": suggestion}
 
 
+class Evidence(NamedTuple):
+    """What the last window of steps says of one parameter."""
+
+    significant: np.ndarray  # [SUBWINDOWS] bool: the window's mean gradient is significant
+    consistent: bool  # significant in every window, always the same sign
+    direction: str  # "up" or "down": the last window's gradient sign
+    value: float  # the parameter now (last subwindow's mean)
+    rel_change: float  # moved, relative to its size, over the window
+    rel_spread: float  # max - min over the window, relative to its size
+    snr: Optional[float]  # median single-estimate signal-to-noise in the window
+    at_optimum: bool  # within AT_OPTIMUM of a known optimum
+    slow: bool  # would not arrive within ETA_FACTOR windows at this pace (or barely moves)
+    where: str  # how far from its optimum, for the verdict's text
+
+
+def _evidence(grad: np.ndarray, theta: np.ndarray, snr: np.ndarray, constraint: Constraint, target) -> Evidence:
+    """Evidence from one parameter's gradient, values and SNR measurements over the window."""
+    w = len(grad)
+    g_means, g_ses = _window_stats(grad, SUBWINDOWS)
+    significant = np.abs(g_means) > SIGNIFICANT_SE * g_ses
+    consistent = bool(significant.all() and (np.all(g_means > 0) or np.all(g_means < 0)))
+    t_means, _ = _window_stats(theta, SUBWINDOWS)
+    t_start, t_end = t_means[0], t_means[-1]
+    floor = 1e-8 if constraint is Constraint.POSITIVE else 0.1
+    scale = max(abs(t_start), abs(t_end), floor)
+    rel_change = abs(t_end - t_start) / scale
+    snr = snr[np.isfinite(snr)]
+    pace = abs(t_end - t_start) / max(w * (SUBWINDOWS - 1) / SUBWINDOWS, 1)
+    at_optimum, slow, where = False, rel_change < STEP_LIMITED_RELATIVE_CHANGE, ""
+    if target is not None:
+        gap = abs(t_end - target)
+        at_optimum = gap <= AT_OPTIMUM * max(abs(target), floor)
+        eta = gap / pace if pace > 0 else np.inf
+        slow = eta > ETA_FACTOR * w
+        where = f"; at this pace it needs about {eta:,.0f} more steps to reach its optimum {target:.4g}" if np.isfinite(eta) else \
+            f"; its optimum is {target:.4g}"
+    return Evidence(significant, consistent, "up" if g_means[-1] > 0 else "down", t_end, rel_change,
+                    (theta.max() - theta.min()) / scale, float(np.median(snr)) if len(snr) else None, at_optimum, slow, where)
+
+
+def _judge(run, n: str, constraint: Constraint, ev: Evidence, w: int, has_optimum: bool) -> Optional[dict]:
+    """The verdict on one parameter, or None when it is far and slow without a steady gradient:
+    noise-limited, unless it follows a step-limited parameter (decided once all are judged)."""
+    if ev.at_optimum:
+        target = run.optimum[run.family.param_names.index(n)]
+        return _verdict(Verdict.CONVERGED, f"{n} = {ev.value:.4g} is within {AT_OPTIMUM:.0%} of its optimum {target:.4g}")
+    if ev.consistent and ev.slow:
+        return _verdict(
+            Verdict.STEP_LIMITED,
+            f"{n} is step-limited: its gradient has pointed {ev.direction} in every one of the last {SUBWINDOWS} windows "
+            f"({w} steps) yet it moved only {ev.rel_change:.1%} (now {ev.value:.4g}){ev.where}. The optimizer's step is the bottleneck.",
+            _suggest_step_limited(run, n, constraint),
+        )
+    quiet = not ev.significant[-2:].any()
+    noisy_without_optimum = not has_optimum and ev.snr is not None and ev.snr < NOISE_SNR and ev.rel_spread > 0.1
+    # Far from a known optimum and too slow to arrive, with no steady gradient direction:
+    # noise-limited even if a window or two shows a significant mean (a parameter 76x short
+    # of its optimum, moving 10% per thousand steps, is not "converging").
+    if ev.slow and (has_optimum or (quiet and noisy_without_optimum)):
+        return None
+    if not has_optimum and quiet and ev.rel_spread <= 0.1:
+        return _verdict(Verdict.CONVERGED, f"{n} = {ev.value:.4g} holds still and its gradient has no significant mean")
+    return _verdict(Verdict.CONVERGING, f"{n} = {ev.value:.4g} is still moving ({ev.rel_change:.1%} over the last {w} steps)")
+
+
+def _noisy_verdict(run, n: str, ev: Evidence, w: int, bottlenecks: list) -> dict:
+    """A far, slow parameter with no steady gradient: following a bottleneck, or noise-limited."""
+    if bottlenecks:
+        return _verdict(
+            Verdict.CONVERGING,
+            f"{n} = {ev.value:.4g} follows {', '.join(bottlenecks)}: its own gradient is near zero given the others, "
+            f"so it moves only as fast as the bottleneck ({ev.rel_change:.1%} over the last {w} steps)",
+        )
+    snr_text = f"{ev.snr:.2g}" if ev.snr is not None else "not measured"
+    return _verdict(
+        Verdict.NOISE_LIMITED,
+        f"{n} is noise-limited: no window of the last {w} steps shows a reliable gradient direction "
+        f"(single-estimate signal-to-noise {snr_text}), so its steps are mostly noise (now {ev.value:.4g}){ev.where}.",
+        _suggest_noise_limited(run),
+    )
+
+
 def diagnose(run) -> dict:
     """Per-parameter verdicts ``{name: {"status": Verdict, "text", "suggestion"}}`` for a Run,
     the parameter farthest from its optimum (relative) first: the banner a user reads first
@@ -137,75 +219,21 @@ def diagnose(run) -> dict:
     var = run.history.variance.recent()
     var_steps = var.get("step", np.zeros(0))
     recent_var = var_steps >= rec["step"][-w] if len(var_steps) else np.zeros(0, bool)
-    optimum = run.optimum
     pending = {}
     for i, (n, constraint) in enumerate(zip(names, run.family.constraints)):
         if n in out:
             continue
-        g_means, g_ses = _window_stats(grad[:, i], SUBWINDOWS)
-        significant = np.abs(g_means) > SIGNIFICANT_SE * g_ses
-        consistent = bool(significant.all() and (np.all(g_means > 0) or np.all(g_means < 0)))
-        t_means, _ = _window_stats(theta[:, i], SUBWINDOWS)
-        t_start, t_end = t_means[0], t_means[-1]
-        floor = 1e-8 if constraint is Constraint.POSITIVE else 0.1
-        scale = max(abs(t_start), abs(t_end), floor)
-        rel_change = abs(t_end - t_start) / scale
-        rel_spread = (theta[:, i].max() - theta[:, i].min()) / scale
         snr = var["grad_snr"][recent_var, i] if recent_var.any() else np.zeros(0)
-        snr = snr[np.isfinite(snr)]
-        snr_med = float(np.median(snr)) if len(snr) else None
-        snr_text = f"{snr_med:.2g}" if snr_med is not None else "not measured"
-        pace = abs(t_end - t_start) / max(w * (SUBWINDOWS - 1) / SUBWINDOWS, 1)
-        direction = "up" if g_means[-1] > 0 else "down"
-        if optimum is not None:
-            target = optimum[i]
-            gap = abs(t_end - target)
-            if gap <= AT_OPTIMUM * max(abs(target), floor):
-                out[n] = _verdict(Verdict.CONVERGED, f"{n} = {t_end:.4g} is within {AT_OPTIMUM:.0%} of its optimum {target:.4g}")
-                continue
-            eta = gap / pace if pace > 0 else np.inf
-            slow = eta > ETA_FACTOR * w
-            where = f"; at this pace it needs about {eta:,.0f} more steps to reach its optimum {target:.4g}" if np.isfinite(eta) else \
-                f"; its optimum is {target:.4g}"
+        target = run.optimum[i] if run.optimum is not None else None
+        ev = _evidence(grad[:, i], theta[:, i], snr, constraint, target)
+        verdict = _judge(run, n, constraint, ev, w, run.optimum is not None)
+        if verdict is None:
+            pending[n] = ev
         else:
-            slow = rel_change < STEP_LIMITED_RELATIVE_CHANGE
-            where = ""
-        if consistent and slow:
-            out[n] = _verdict(
-                Verdict.STEP_LIMITED,
-                f"{n} is step-limited: its gradient has pointed {direction} in every one of the last {SUBWINDOWS} windows "
-                f"({w} steps) yet it moved only {rel_change:.1%} (now {t_end:.4g}){where}. The optimizer's step is the bottleneck.",
-                _suggest_step_limited(run, n, constraint),
-            )
-            continue
-        quiet = not significant[-2:].any()
-        noisy_without_optimum = optimum is None and snr_med is not None and snr_med < NOISE_SNR and rel_spread > 0.1
-        # Far from a known optimum and too slow to arrive, with no steady gradient direction:
-        # noise-limited even if a window or two shows a significant mean (a parameter 76x short
-        # of its optimum, moving 10% per thousand steps, is not "converging").
-        if slow and (optimum is not None or (quiet and noisy_without_optimum)):
-            # Far from where it should be, yet no window shows a reliable direction: noise
-            # drowns the signal, unless it merely follows a step-limited parameter (second pass).
-            pending[n] = (t_end, snr_text, where, rel_change, w)
-        elif optimum is None and quiet and rel_spread <= 0.1:
-            out[n] = _verdict(Verdict.CONVERGED, f"{n} = {t_end:.4g} holds still and its gradient has no significant mean")
-        else:
-            out[n] = _verdict(Verdict.CONVERGING, f"{n} = {t_end:.4g} is still moving ({rel_change:.1%} over the last {w} steps)")
+            out[n] = verdict
     bottlenecks = [n for n, v in out.items() if v["status"] is Verdict.STEP_LIMITED]
-    for n, (t_end, snr_text, where, rel_change, w) in pending.items():
-        if bottlenecks:
-            out[n] = _verdict(
-                Verdict.CONVERGING,
-                f"{n} = {t_end:.4g} follows {', '.join(bottlenecks)}: its own gradient is near zero given the others, "
-                f"so it moves only as fast as the bottleneck ({rel_change:.1%} over the last {w} steps)",
-            )
-        else:
-            out[n] = _verdict(
-                Verdict.NOISE_LIMITED,
-                f"{n} is noise-limited: no window of the last {w} steps shows a reliable gradient direction "
-                f"(single-estimate signal-to-noise {snr_text}), so its steps are mostly noise (now {t_end:.4g}){where}.",
-                _suggest_noise_limited(run),
-            )
+    for n, ev in pending.items():
+        out[n] = _noisy_verdict(run, n, ev, w, bottlenecks)
     return {n: out[n] for n in _farthest_first(run, names, theta[-1])}
 
 

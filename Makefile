@@ -16,15 +16,13 @@ PORT ?= 8501
 venv: $(STAMP)
 
 # vizvi itself goes in editable (--no-deps: the pins above are its dependencies), which gives the
-# `vizvi` command and `import vizvi` from any folder. Without build isolation when the venv already
-# has setuptools >= 64 (Python 3.11's venv does): no download for the build.
+# `vizvi` command and `import vizvi` from any folder. Without build isolation: setuptools is pinned
+# in requirements-test.txt, so the build downloads nothing.
 $(STAMP): $(VENV_INPUTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-test.txt
-	if $(PY) -c 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".")[0]) < 64)' 2>/dev/null; \
-	  then isolation=--no-build-isolation; else isolation=; fi; \
-	  $(PY) -m pip install --quiet --no-deps $$isolation --editable .
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -1,4 +1,4 @@
-"""vizvi dashboard entry: runtime set-up, page config, and the router over pages/."""
+"""vizvi dashboard entry: runtime set-up, page config, and the router over app_pages/."""
 
 import streamlit as st
 
@@ -11,8 +11,9 @@ st.set_page_config(page_title="vizvi: watch variational inference", page_icon="ð
                    initial_sidebar_state="expanded")
 
 pages = [
-    st.Page("pages/run.py", title="Run", icon=":material/monitoring:", default=True),
-    st.Page("pages/guide.py", title="Guide", icon=":material/menu_book:"),
+    st.Page("app_pages/run.py", title="Run", icon=":material/monitoring:", default=True),
+    st.Page("app_pages/lab.py", title="Estimator lab", icon=":material/science:"),
+    st.Page("app_pages/guide.py", title="Guide", icon=":material/menu_book:"),
 ]
 st.navigation(pages).run()
 st.caption("vizvi: gradient-based variational inference, made visible Â· TensorFlow Probability + Streamlit + Plotly")

@@ -4,13 +4,17 @@ import json
 import sys
 from pathlib import Path
 
-from bench import engine
+from bench import engine, race, variance
 
 
 def main() -> int:
     """Run the benchmarks in one process and print their figures as ratios."""
     results = {"engine": engine.main()}
     print(engine.report(results["engine"]))
+    results["variance"] = variance.main()
+    print(variance.report(results["variance"]))
+    results["race"] = race.main()
+    print(race.report(results["race"]))
     try:
         from bench import dashboard
     except ImportError:

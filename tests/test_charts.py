@@ -1,6 +1,7 @@
 """Pure figure builders: valid Plotly, capped traces, smoothing, reference lines."""
 
 import inspect
+import types
 import itertools
 from types import SimpleNamespace
 
@@ -173,7 +174,8 @@ def test_log_axes_turn_the_elbo_into_its_gap_to_the_log_evidence():
 
 def test_all_figures_takes_log_axes_as_a_keyword(snaps):
     params = list(inspect.signature(charts.all_figures).parameters.values())
-    assert [(p.name, p.default) for p in params[1:]] == [("method", "ema"), ("span", 50), ("log_axes", False)]
+    assert [(p.name, p.default) for p in params[1:]] == [("method", "ema"), ("span", 50), ("log_axes", False),
+                                                          ("per_evaluation", False)]
     for which in ("gamma", "banana"):
         figures = charts.all_figures(snaps[which], "ema", 50, log_axes=True)
         assert set(figures) == {"elbo", "params", "grads", "variance", "density"}
@@ -326,3 +328,19 @@ def test_five_parameters_get_clearly_distinct_colours():
     # The sixth colour (a six-parameter family) is not a shade of one of the first five.
     for a, b in itertools.combinations(charts.COLORS, 2):
         assert _ciede2000(_lab(a), _lab(b)) > 20, (a, b)
+
+
+def test_variance_per_target_evaluation_follows_the_estimator_in_effect():
+    # 2 parameters, 4 samples: pathwise costs 4 evaluations per estimate, measure-valued 16
+    # (2 per parameter and sample); the estimator switched at step 150.
+    snap = types.SimpleNamespace(
+        names=("loc", "scale"), config={"estimator": "measure-valued", "samples": 4},
+        events=[{"step": 150, "setting": "estimator", "from": "pathwise", "to": "measure-valued"}],
+        variance={"step": np.array([1, 101, 201]), "grad_variance": np.full((3, 2), 2.0), "grad_snr": np.full((3, 2), 8.0)})
+    np.testing.assert_array_equal(charts.evaluations_per_estimate(snap, np.array([1, 101, 201])), [4, 4, 16])
+    per_estimate = charts.variance_figure(snap)
+    per_evaluation = charts.variance_figure(snap, per_evaluation=True)
+    np.testing.assert_allclose(_trace(per_estimate, "loc")["y"], [2.0, 2.0, 2.0])
+    np.testing.assert_allclose(_trace(per_evaluation, "loc")["y"], [8.0, 8.0, 32.0])
+    np.testing.assert_allclose(_trace(per_evaluation, "scale SNR")["y"], [4.0, 4.0, 2.0])
+    assert "per target evaluation" in per_evaluation["layout"]["title"]["text"]

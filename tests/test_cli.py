@@ -89,5 +89,68 @@ def test_csv_data_file(tmp_path):
 def test_list_names_every_choice(capsys):
     assert main(["list"]) == 0
     text = capsys.readouterr().out
-    for word in ("poisson-gamma", "banana", "full-rank-normal", "score-baseline", "natural", "identity"):
+    for word in ("poisson-gamma", "banana", "full-rank-normal", "score-baseline", "natural", "identity", "gauss",
+                 "measure-valued-coupled"):
         assert word in text
+
+
+# -- vizvi variance ---------------------------------------------------------------------------
+ESTIMATOR_NAMES = ["score", "score-baseline", "pathwise", "measure-valued", "measure-valued-coupled"]
+
+
+def test_variance_writes_the_json_schema(tmp_path):
+    out = tmp_path / "v.json"
+    # --k=... with '=': a value that starts with '-' cannot follow --k as its own word.
+    proc = _vizvi("variance", "--mu", "1", "--sigma", "1", "--k=-3:3:13", "--samples", "1", "--replicates", "3000",
+                  "--seed", "2", "--cost", "gauss", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "100% of 3,000 replicates" in proc.stderr and str(out) in proc.stderr
+    r = json.loads(out.read_text())
+    assert {"k", "variance", "mean", "exact", "config"} <= set(r)
+    assert len(r["k"]) == 13 and r["k"][0] == -3.0 and r["k"][-1] == 3.0
+    for group in ("variance", "mean", "mean_stderr"):
+        assert list(r[group]) == ESTIMATOR_NAMES
+        assert all(set(per) == {"mu", "sigma"} and len(per["mu"]) == len(per["sigma"]) == 13 for per in r[group].values())
+    assert set(r["exact"]) == {"mu", "sigma"} and len(r["exact"]["mu"]) == 13
+    assert r["config"] == {"mu": 1.0, "sigma": 1.0, "k": r["k"], "cost": "gauss", "samples": 1, "replicates": 3000, "seed": 2}
+    assert r["replicates"] == 3000 and r["elapsed_s"] > 0
+
+
+def test_variance_quiet_writes_nothing_on_stderr(tmp_path, capfd):
+    out = tmp_path / "v.json"
+    assert main(["variance", "--k=-3:3:7", "--replicates", "5000", "--samples", "2", "--json", str(out), "--quiet"]) == 0
+    assert capfd.readouterr().err == ""
+    assert json.loads(out.read_text())["config"]["samples"] == 2
+
+
+def test_variance_bad_argument_is_one_line_from_a_fresh_process(tmp_path):
+    proc = _vizvi("variance", "--sigma", "0", "--json", str(tmp_path / "x.json"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["vizvi: error: argument --sigma: scale sigma must be positive, got 0.0"]
+
+
+@pytest.mark.parametrize(
+    "args, argument",
+    [
+        (["--k=1,x"], "--k"),
+        (["--k", "-3:3:13"], "--k"),  # without '=': argparse's own error, with the hint
+        (["--k=1:2:500"], "--k"),
+        (["--sigma", "0"], "--sigma"),
+        (["--sigma", "-1"], "--sigma"),
+        (["--sigma", "abc"], "--sigma"),
+        (["--replicates", "0"], "--replicates"),
+        (["--replicates", "20000000"], "--replicates"),
+        (["--replicates", "10000000", "--samples", "1000"], "--replicates"),  # over the work cap
+        (["--cost", "cubic"], "--cost"),
+        (["--samples", "0"], "--samples"),
+    ],
+)
+def test_variance_bad_arguments_exit_2_with_one_line(tmp_path, capfd, args, argument):
+    try:
+        status = main(["variance", "--json", str(tmp_path / "x.json"), *args])
+    except SystemExit as e:  # argparse's errors exit from inside parse_args
+        status = e.code
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert status == 2
+    assert len(lines) == 1 and lines[0].startswith(f"vizvi: error: argument {argument}:"), lines
+    assert not (tmp_path / "x.json").exists()

@@ -16,6 +16,7 @@ OTHER = {
     "init": "loc=0.5,scale=2", "estimator": "stl", "samples": 8, "optimizer": "rmsprop", "lr": 0.02,
     "schedule": "robbins-monro", "steps": 5000, "variance_every": 20, "replicates": 10,
     "speed": "50", "smoothing": "moving-average", "span": 30, "log_axes": True, "present": True,
+    "variance_per": "evaluation",
 }
 
 
@@ -77,7 +78,7 @@ def test_live_and_structural_roles():
     assert set(LIVE_SETTINGS) == {"estimator", "samples", "optimizer", "lr", "schedule", "steps", "variance_every", "replicates"}
     assert {s.name for s in SETTINGS if s.role is Role.STRUCTURAL} == {"model", "n", "data", "seed", "family",
                                                                       "parameterization", "init"}
-    assert {s.name for s in SETTINGS if s.role is Role.VIEW} == {"speed", "smoothing", "span", "log_axes", "present"}
+    assert {s.name for s in SETTINGS if s.role is Role.VIEW} == {"speed", "smoothing", "span", "log_axes", "present", "variance_per"}
 
 
 def test_cli_help_lists_every_cli_setting_with_its_choices(capsys):
@@ -117,3 +118,26 @@ def test_every_guide_demo_is_a_valid_run_page_url():
             values[setting.name] = setting.parse(text) if setting.kind is not Kind.TEXT else text
         run_values = {k: v for k, v in values.items() if SETTING[k].role is not Role.VIEW}
         validate(RunConfig(**run_values))
+
+
+def test_every_lab_demo_is_a_valid_lab_url():
+    from vizvi.race import entrants
+    from vizvi.settings import LAB_SETTING
+    from vizvi.ui.demos import LAB_DEMOS, settings_of
+    from vizvi.variance_lab import LabConfig, validate_lab
+
+    for title, query in LAB_DEMOS:
+        values = settings_of(query)
+        if values.pop("view", "explorer") == "race":
+            chosen = values.pop("estimators").split(",")
+            run_values = {}
+            for flag, text in values.items():
+                setting = SETTING[flag.replace("-", "_")]
+                run_values[setting.name] = setting.parse(text) if setting.kind is not Kind.TEXT else text
+            config = RunConfig(**{k: v for k, v in run_values.items() if SETTING[k].role is not Role.VIEW})
+            racing, refused = entrants(config, chosen)
+            assert [e.value for e in racing] == chosen and not refused, title
+        else:
+            lab = {flag: LAB_SETTING[flag.replace("-", "_")].parse(text) if LAB_SETTING[flag.replace("-", "_")].kind
+                   is not Kind.TEXT else text for flag, text in values.items()}
+            validate_lab(LabConfig(**lab))

@@ -354,25 +354,53 @@ def grads_figure(snap, span: int = 50) -> dict:
     return _figure(data, layout)
 
 
-def variance_figure(snap) -> dict:
-    """Gradient-estimator variance and signal-to-noise ratio per parameter, log axes."""
+def setting_over_steps(snap, name: str, steps: np.ndarray) -> list:
+    """The value a live setting had at each of ``steps``, from the run's change events."""
+    changes = sorted((e for e in snap.events if e["setting"] == name.replace("_", "-")), key=lambda e: e["step"])
+    values = [changes[0]["from"] if changes else snap.config[name]] * len(steps)
+    for e in changes:
+        for i, step in enumerate(steps):
+            if step > e["step"]:
+                values[i] = e["to"]
+    return values
+
+
+def evaluations_per_estimate(snap, steps: np.ndarray) -> np.ndarray:
+    """Target evaluations one gradient estimate cost at each of ``steps`` (samples x the
+    estimator's evaluations per sample, as the estimator and sample count were then)."""
+    from vizvi.estimators import spec
+
+    estimators = setting_over_steps(snap, "estimator", steps)
+    samples = setting_over_steps(snap, "samples", steps)
+    return np.array([m * spec(e).evaluations_per_sample(len(snap.names)) for e, m in zip(estimators, samples)], dtype=float)
+
+
+def variance_figure(snap, per_evaluation: bool = False) -> dict:
+    """Gradient-estimator variance and signal-to-noise ratio per parameter, log axes.
+
+    ``per_evaluation`` scales both to one target evaluation: the variance times the
+    evaluations an estimate costs, the SNR over their square root. Estimators that spend more
+    evaluations per sample (measure-valued: 2 per parameter) then compare at equal cost.
+    """
     v = snap.variance
     steps = np.asarray(v.get("step", []))
     idx = thin(steps)
-    layout = _base_layout("Gradient estimator: variance and signal-to-noise ratio", "variance", height=380)
+    unit = "per target evaluation" if per_evaluation else "per gradient estimate"
+    layout = _base_layout(f"Gradient estimator: variance and signal-to-noise ratio, {unit}", "variance", height=380)
     _stacked_axes(layout, 2, gap=0.1)
-    layout["yaxis"].update({"type": "log", "title": {"text": "variance"}})
-    layout["yaxis2"].update({"type": "log", "title": {"text": "SNR |mean|/sd"}})
+    layout["yaxis"].update({"type": "log", "title": {"text": "variance x evaluations" if per_evaluation else "variance"}})
+    layout["yaxis2"].update({"type": "log", "title": {"text": "SNR / sqrt(evaluations)" if per_evaluation else "SNR |mean|/sd"}})
+    cost = evaluations_per_estimate(snap, steps[idx]) if per_evaluation else np.ones(len(idx))
     data = []
     for k, name in enumerate(snap.names):
         color = COLORS[k % len(COLORS)]
         var = np.asarray(v.get("grad_variance", np.zeros((0, len(snap.names)))))
         snr = np.asarray(v.get("grad_snr", np.zeros((0, len(snap.names)))))
         data.append({"type": "scatter", "mode": "lines", "name": name, "legendgroup": name,
-                     "x": _steps(steps, idx), "y": _list(var[idx, k]) if len(idx) else [],
+                     "x": _steps(steps, idx), "y": _list(var[idx, k] * cost) if len(idx) else [],
                      "line": {"color": color, "width": 1.5}})
         data.append({"type": "scatter", "mode": "lines", "name": f"{name} SNR", "legendgroup": name,
-                     "showlegend": False, "x": _steps(steps, idx), "y": _list(snr[idx, k]) if len(idx) else [],
+                     "showlegend": False, "x": _steps(steps, idx), "y": _list(snr[idx, k] / np.sqrt(cost)) if len(idx) else [],
                      "xaxis": "x2", "yaxis": "y2", "marker": {"size": 3}, "line": {"color": color, "width": 1.5}})
     if len(steps):
         data.append({"type": "scatter", "mode": "lines", "name": "SNR 0.1", "x": [int(steps[0]), int(steps[-1])],
@@ -419,18 +447,19 @@ def density_figure(snap) -> dict:
     return _figure(data, layout)
 
 
-def all_figures(snap, method: str = "ema", span: int = 50, log_axes: bool = False) -> dict:
+def all_figures(snap, method: str = "ema", span: int = 50, log_axes: bool = False, per_evaluation: bool = False) -> dict:
     """Every live chart, keyed by its chart key.
 
     ``method`` and ``span`` pick the ELBO smoother; ``log_axes`` puts the parameter panels
     that are positive on log axes and turns the ELBO chart into its gap to the log evidence
-    on a log axis (see ``elbo_figure`` and ``params_figure``).
+    on a log axis (see ``elbo_figure`` and ``params_figure``); ``per_evaluation`` scales the
+    variance chart to one target evaluation (``variance_figure``).
     """
     return {
         "elbo": elbo_figure(snap, method, span, log_axes=log_axes),
         "params": params_figure(snap, log_axes=log_axes),
         "grads": grads_figure(snap, span),
-        "variance": variance_figure(snap),
+        "variance": variance_figure(snap, per_evaluation),
         "density": density_figure(snap),
     }
 
@@ -439,3 +468,207 @@ def figure_point_count(fig: dict) -> Optional[int]:
     """Largest number of points in any trace (for tests and the bytes benchmark)."""
     counts = [len(t.get("x") or []) for t in fig.get("data", [])]
     return max(counts) if counts else None
+
+
+# -- the estimator race -----------------------------------------------------------------------
+def estimator_color(estimator: str) -> str:
+    """One colour per estimator, the same on every race chart and in every race."""
+    from vizvi.estimators import EstimatorName
+
+    return COLORS[[e.value for e in EstimatorName].index(estimator) % len(COLORS)]
+
+
+def _race_line(entry, name: str, x, y, axis: int, showlegend: bool, width: float = 2) -> dict:
+    suffix = "" if axis == 0 else str(axis + 1)
+    return {"type": "scatter", "mode": "lines", "name": name, "legendgroup": entry.estimator, "showlegend": showlegend,
+            "x": x, "y": y, "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
+            "line": {"color": estimator_color(entry.estimator), "width": width}}
+
+
+def race_elbo_figure(snap, method: str = "ema", span: int = 50) -> dict:
+    """Each entrant's smoothed ELBO, overlaid, with the exact (or grid) log evidence."""
+    data, lo, hi, first, last = [], np.inf, -np.inf, None, None
+    for entry in snap.entries:
+        steps = np.asarray(entry.series.get("step", []))
+        if not len(steps):
+            continue
+        smoothed = smooth(np.asarray(entry.series["elbo"], dtype=float), method, span)
+        idx = thin(steps)
+        data.append(_race_line(entry, entry.estimator, _steps(steps, idx), _list(smoothed[idx]), 0, True))
+        tail = smoothed[len(smoothed) // 10:]
+        lo, hi = min(lo, float(np.nanmin(tail))), max(hi, float(np.nanmax(tail)))
+        first = int(steps[0]) if first is None else min(first, int(steps[0]))
+        last = int(steps[-1]) if last is None else max(last, int(steps[-1]))
+    label = "EMA" if method == "ema" else "moving average"
+    layout = _base_layout(f"ELBO by estimator ({label}, span {span})", "race-elbo")
+    ref = snap.reference
+    if first is not None:
+        data.append({"type": "scatter", "mode": "lines", "name": f"log evidence ({'exact' if ref.kind == 'exact' else 'grid'})",
+                     "x": [first, last], "y": [ref.log_evidence, ref.log_evidence],
+                     "line": {"color": EXACT_COLOR, "dash": "dash", "width": 1.5}})
+        hi = max(hi, ref.log_evidence)
+        if np.isfinite(lo):
+            pad = 0.08 * max(hi - lo, 1e-6)
+            layout["yaxis"] = {"range": [lo - pad, hi + pad], "title": {"text": "nats"}}
+    return _figure(data, layout)
+
+
+def race_params_figure(snap) -> dict:
+    """Each variational parameter, one panel each, one line per entrant, with the optimum."""
+    names, n = snap.names, len(snap.names)
+    layout = _base_layout("Variational parameters by estimator", "race-params", height=max(300, 150 * n))
+    _stacked_axes(layout, n)
+    data, span = [], None
+    for entry in snap.entries:
+        steps = np.asarray(entry.series.get("step", []))
+        theta = np.asarray(entry.series.get("theta", np.zeros((0, n))))
+        idx = thin(steps)
+        if len(steps):
+            span = (int(steps[0]), int(steps[-1])) if span is None else (min(span[0], int(steps[0])), max(span[1], int(steps[-1])))
+        for k in range(n):
+            data.append(_race_line(entry, entry.estimator if k == 0 else f"{entry.estimator} {names[k]}",
+                                   _steps(steps, idx), _list(theta[idx, k]) if len(idx) else [], k, k == 0))
+    for k, name in enumerate(names):
+        suffix = "" if k == 0 else str(k + 1)
+        layout[f"yaxis{suffix}"]["title"] = {"text": name, "font": {"size": 11}}
+        if snap.optimum is not None and span is not None:
+            target = float(snap.optimum[k])
+            data.append({"type": "scatter", "mode": "lines", "name": "optimum (exact)" if k == 0 else f"{name} optimum",
+                         "showlegend": k == 0, "legendgroup": "optimum", "x": list(span), "y": [target, target],
+                         "xaxis": f"x{suffix}", "yaxis": f"y{suffix}", "line": {"color": EXACT_COLOR, "dash": "dash", "width": 1.5}})
+    return _figure(data, layout)
+
+
+def race_snr_figure(snap, per_evaluation: bool = False) -> dict:
+    """Each parameter's gradient signal-to-noise ratio, one panel each, one line per entrant
+    (log axes); ``per_evaluation`` divides by the square root of an estimate's target
+    evaluations, so estimators compare at equal cost."""
+    names, n = snap.names, len(snap.names)
+    unit = "per target evaluation" if per_evaluation else "per gradient estimate"
+    layout = _base_layout(f"Gradient signal-to-noise ratio |mean|/sd by estimator, {unit}", "race-snr", height=max(300, 150 * n))
+    _stacked_axes(layout, n)
+    data = []
+    for entry in snap.entries:
+        v = entry.variance
+        steps = np.asarray(v.get("step", []))
+        snr = np.asarray(v.get("grad_snr", np.zeros((0, n))))
+        idx = thin(steps)
+        cost = evaluations_per_estimate(entry, steps[idx]) if per_evaluation else np.ones(len(idx))
+        for k in range(n):
+            data.append(_race_line(entry, entry.estimator if k == 0 else f"{entry.estimator} {names[k]}", _steps(steps, idx),
+                                   _list(snr[idx, k] / np.sqrt(cost)) if len(idx) else [], k, k == 0, width=1.5))
+    for k, name in enumerate(names):
+        suffix = "" if k == 0 else str(k + 1)
+        layout[f"yaxis{suffix}"].update({"type": "log", "title": {"text": f"{name} SNR", "font": {"size": 11}}})
+    return _figure(data, layout)
+
+
+def race_figures(snap, method: str = "ema", span: int = 50, per_evaluation: bool = False) -> dict:
+    """Every race chart, keyed by its chart key."""
+    return {"race-elbo": race_elbo_figure(snap, method, span), "race-params": race_params_figure(snap),
+            "race-snr": race_snr_figure(snap, per_evaluation)}
+
+
+# -- the variance explorer --------------------------------------------------------------------
+def _values(a) -> list:
+    """Plain float lists: the explorer's figures go to ``st.plotly_chart`` once (no live
+    updates to keep small), and a browser then reads them as ordinary arrays."""
+    return np.asarray(a, dtype=float).tolist()
+
+
+def _side_by_side(layout: dict, titles: tuple, gap: float = 0.08) -> None:
+    """Two panels side by side, each with its own axes (mu on the left, sigma on the right)."""
+    width = (1.0 - gap) / 2
+    layout["xaxis"] = {"domain": [0, width], "anchor": "y"}
+    layout["xaxis2"] = {"domain": [1 - width, 1], "anchor": "y2"}
+    layout["yaxis"] = {"anchor": "x", "title": {"text": titles[0]}}
+    layout["yaxis2"] = {"anchor": "x2", "title": {"text": titles[1]}}
+
+
+def _explorer_color(estimator: str) -> str:
+    from vizvi.variance_lab import ESTIMATOR_ORDER
+
+    return COLORS[[e.value for e in ESTIMATOR_ORDER].index(estimator) % len(COLORS)]
+
+
+def explorer_variance_figure(result, log_y: bool = True) -> dict:
+    """Fig. 2 of Mohamed et al. (2020), top row: each estimator's variance against k, for the
+    gradient with respect to mu (left) and sigma (right), as computed from the replicates."""
+    c = result.config
+    layout = _base_layout(f"Variance of one estimate ({c['samples']} sample{'s' if c['samples'] > 1 else ''}, "
+                          f"{result.replicates:,} replicates), mu = {c['mu']:g}, sigma = {c['sigma']:g}, cost {c['cost']}",
+                          "explorer-variance", height=380)
+    _side_by_side(layout, ("variance of d/dmu", "variance of d/dsigma"))
+    data = []
+    k = _values(result.k)
+    for i, (estimator, per) in enumerate(result.variance.items()):
+        for j, param in enumerate(("mu", "sigma")):
+            data.append({"type": "scatter", "mode": "lines+markers", "name": estimator, "legendgroup": estimator,
+                         "showlegend": j == 0, "x": k, "y": _values(per[param]), "xaxis": "x" if j == 0 else "x2",
+                         "yaxis": "y" if j == 0 else "y2", "marker": {"size": 5},
+                         "line": {"color": _explorer_color(estimator), "width": 2,
+                                  "dash": "dot" if estimator == "measure-valued" else "solid"}})
+    for axis in ("yaxis", "yaxis2"):
+        layout[axis]["type"] = "log" if log_y else "linear"
+    for axis in ("xaxis", "xaxis2"):
+        layout[axis]["title"] = {"text": "k"}
+    return _figure(data, layout)
+
+
+def explorer_mean_figure(result) -> dict:
+    """Each estimator's mean estimate against k with its Monte Carlo error (bars: 2 standard
+    errors), over the exact gradient: every estimator here is unbiased, and this shows it."""
+    layout = _base_layout("Mean of the estimates ± 2 Monte Carlo standard errors, against the exact gradient",
+                          "explorer-mean", height=340)
+    _side_by_side(layout, ("d/dmu", "d/dsigma"))
+    data = []
+    k = np.asarray(result.k)
+    spread = 0.012 * (float(k.max() - k.min()) or 1.0)  # side by side at each k, not on top of each other
+    names = list(result.mean)
+    for j, param in enumerate(("mu", "sigma")):
+        data.append({"type": "scatter", "mode": "lines", "name": "exact", "legendgroup": "exact", "showlegend": j == 0,
+                     "x": _values(k), "y": _values(result.exact[param]), "xaxis": "x" if j == 0 else "x2",
+                     "yaxis": "y" if j == 0 else "y2", "line": {"color": EXACT_COLOR, "dash": "dash", "width": 1.5}})
+        for i, estimator in enumerate(names):
+            data.append({"type": "scatter", "mode": "markers", "name": estimator, "legendgroup": estimator,
+                         "showlegend": j == 0, "x": _values(k + (i - (len(names) - 1) / 2) * spread),
+                         "y": _values(result.mean[estimator][param]),
+                         "error_y": {"type": "data", "array": _values(2 * result.mean_stderr[estimator][param]), "width": 2},
+                         "xaxis": "x" if j == 0 else "x2", "yaxis": "y" if j == 0 else "y2",
+                         "marker": {"size": 5, "color": _explorer_color(estimator)}})
+    for axis in ("xaxis", "xaxis2"):
+        layout[axis]["title"] = {"text": "k"}
+    return _figure(data, layout)
+
+
+def explorer_cost_figure(cost: str, mu: float, sigma: float, ks) -> dict:
+    """Fig. 2's lower row: the cost f(x; k) (solid) and its derivative (dashed) for three values
+    of k (the smallest, middle and largest asked for), over the region q puts its mass on."""
+    from vizvi.variance_lab import cost_curve
+
+    ks = np.asarray(ks, float)
+    chosen = sorted({float(ks.min()), float(ks[len(ks) // 2]), float(ks.max())})
+    lo = min(mu - 4 * sigma, float(ks.min()) - 1.0)
+    hi = max(mu + 4 * sigma, float(ks.max()) + 1.0)
+    x = np.linspace(lo, hi, 400)
+    layout = _base_layout(f"The cost f(x; k) = {cost} and its derivative, for k in {', '.join(f'{k:g}' for k in chosen)}",
+                          "explorer-cost", height=300)
+    _side_by_side(layout, ("f(x; k)", "df/dx"))
+    data = []
+    for i, k in enumerate(chosen):
+        f, df = cost_curve(cost, x, k)
+        color = COLORS[(i + 2) % len(COLORS)]
+        data.append({"type": "scatter", "mode": "lines", "name": f"k = {k:g}", "legendgroup": str(k), "x": _values(x),
+                     "y": _values(f), "line": {"color": color, "width": 2}})
+        data.append({"type": "scatter", "mode": "lines", "name": f"k = {k:g} derivative", "legendgroup": str(k),
+                     "showlegend": False, "x": _values(x), "y": _values(df), "xaxis": "x2", "yaxis": "y2",
+                     "line": {"color": color, "width": 2, "dash": "dash"}})
+    density = np.exp(-0.5 * ((x - mu) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+    for j in range(2):
+        data.append({"type": "scatter", "mode": "lines", "name": "q = N(mu, sigma²), scaled", "legendgroup": "q",
+                     "showlegend": j == 0, "x": _values(x), "y": _values(density / density.max()),
+                     "xaxis": "x" if j == 0 else "x2", "yaxis": "y" if j == 0 else "y2",
+                     "line": {"color": "#9ca3af", "width": 1}, "fill": "tozeroy", "fillcolor": "rgba(156,163,175,0.15)"})
+    for axis in ("xaxis", "xaxis2"):
+        layout[axis]["title"] = {"text": "x"}
+    return _figure(data, layout)

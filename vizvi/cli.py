@@ -1,7 +1,12 @@
-"""``python -m vizvi``: train one variational approximation headless and write its record.
+"""``python -m vizvi``: train one variational approximation headless and write its record, or
+measure gradient estimators' variance (the variance explorer, ``vizvi.variance_lab``).
 
     python -m vizvi run --model poisson-gamma --family gamma --optimizer natural --steps 500 --json out.json
-    python -m vizvi list          # every model, family, estimator, optimizer and parameterization
+    python -m vizvi variance --mu 1 --sigma 1 --k=-3:3:13 --samples 1 --replicates 200000 --json var.json
+    python -m vizvi list          # every model, family, estimator, optimizer, parameterization and cost
+
+Write ``--k=-3:3:13`` with ``=`` when the value starts with a minus sign: argparse reads a
+separate ``-3:3:13`` as an option, not as the value of ``--k``.
 
 Bad arguments exit with status 2 and one line naming the argument.
 """
@@ -21,28 +26,46 @@ class _OneLineParser(argparse.ArgumentParser):
     """argparse prints usage plus message on error; scripts want one line naming the argument."""
 
     def error(self, message):
+        if message.endswith("expected one argument"):  # most likely a value such as -3:3:13
+            message += " (if the value starts with '-', write --flag=VALUE)"
         sys.stderr.write(f"vizvi: error: {message}\n")
         sys.exit(EXIT_BAD_ARGUMENT)
 
 
+def _add_settings(parser: argparse.ArgumentParser, settings) -> None:
+    """One ``--flag`` per CLI setting of a ``vizvi.settings`` table, its default the setting's."""
+    from vizvi.settings import Kind
+
+    for s in settings:
+        if s.cli:
+            # Numbers are parsed here (a typo fails before anything loads); choices and ranges
+            # are checked once, by the validation, which knows what depends on what.
+            kind = {Kind.INT: int, Kind.FLOAT: float}.get(s.kind)
+            parser.add_argument(f"--{s.flag}", dest=s.name, default=s.default, help=s.describe(),
+                                **({"type": kind} if kind else {}))
+
+
+def _add_output(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", required=True, help=f"path of the JSON {what} to write")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser: one ``--flag`` per ``vizvi.settings`` run setting."""
-    from vizvi.settings import RUN_SETTINGS, Kind
+    """The CLI's argument parser: one ``--flag`` per setting of the ``vizvi.settings`` tables."""
+    from vizvi.settings import LAB_SETTINGS, RUN_SETTINGS
 
     p = _OneLineParser(prog="vizvi", description="Gradient-based variational inference you can watch.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     run = sub.add_parser("run", help="train one run and write its JSON record")
-    for s in RUN_SETTINGS:
-        if s.cli:
-            # Numbers are parsed here (a typo fails before anything loads); choices and ranges
-            # are checked once, by the engine's validation, which knows what depends on what.
-            kind = {Kind.INT: int, Kind.FLOAT: float}.get(s.kind)
-            run.add_argument(f"--{s.flag}", dest=s.name, default=s.default, help=s.describe(),
-                             **({"type": kind} if kind else {}))
-    run.add_argument("--json", required=True, help="path of the JSON record to write")
+    _add_settings(run, RUN_SETTINGS)
+    _add_output(run, "record")
     run.add_argument("--csv", default=None, help="also write the history as CSV")
     run.add_argument("--tensorboard", default=None, help="also write tf.summary scalars to this directory")
-    run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    variance = sub.add_parser(
+        "variance", help="measure the variance of five gradient estimators of E_N(mu, sigma^2)[f(x; k)]",
+        epilog="Write --k=-3:3:13 (with '=') when the value starts with a minus sign.")
+    _add_settings(variance, LAB_SETTINGS)
+    _add_output(variance, "result")
     sub.add_parser("list", help="list the choices")
     return p
 
@@ -53,6 +76,7 @@ def _list_choices() -> str:
     from vizvi.models import MODELS
     from vizvi.optimizers import OPTIMIZERS
     from vizvi.parameterizations import PARAMETERIZATIONS
+    from vizvi.variance_lab import COSTS, LAB_ESTIMATORS
 
     lines = ["models:"]
     lines += [f"  {m.name:22s} {m.description} (families: {', '.join(families_for(m))})" for m in MODELS.values()]
@@ -60,6 +84,8 @@ def _list_choices() -> str:
     lines += ["estimators:"] + [f"  {k.value:22s} {v.description}" for k, v in ESTIMATORS.items()]
     lines += ["optimizers:"] + [f"  {k.value:22s} {v.description}" for k, v in OPTIMIZERS.items()]
     lines += ["parameterizations:"] + [f"  {k.value:22s} {v}" for k, v in PARAMETERIZATIONS.items()]
+    lines += ["variance costs f(x; k):"] + [f"  {k.value:24s} {v.formula}" for k, v in COSTS.items()]
+    lines += ["variance estimators:"] + [f"  {k.value:24s} {v.description}" for k, v in LAB_ESTIMATORS.items()]
     return "\n".join(lines)
 
 
@@ -95,40 +121,78 @@ def _write(path: str, text: str, argument: str) -> None:
         raise ConfigError(argument, f"cannot write {path}: {e.strerror}") from None
 
 
+def _setting_values(args: argparse.Namespace, settings) -> dict:
+    return {s.name: getattr(args, s.name) for s in settings if s.cli}
+
+
 def config_from_args(args: argparse.Namespace):
     """The RunConfig a parsed ``run`` command describes (not yet validated)."""
     from vizvi.engine import RunConfig
     from vizvi.settings import RUN_SETTINGS
 
-    return RunConfig(**{s.name: getattr(args, s.name) for s in RUN_SETTINGS if s.cli})
+    return RunConfig(**_setting_values(args, RUN_SETTINGS))
+
+
+def lab_config_from_args(args: argparse.Namespace):
+    """The LabConfig a parsed ``variance`` command describes (not yet validated)."""
+    from vizvi.settings import LAB_RUN_SETTINGS
+    from vizvi.variance_lab import LabConfig
+
+    return LabConfig(**_setting_values(args, LAB_RUN_SETTINGS))
+
+
+def _say(args: argparse.Namespace, line: str) -> None:
+    if not args.quiet:
+        sys.stderr.write(line + "\n")
+
+
+def _command_list(args: argparse.Namespace) -> int:
+    print(_list_choices())
+    return 0
+
+
+def _command_run(args: argparse.Namespace) -> int:
+    from vizvi.engine import Run
+    from vizvi.history import to_csv, to_json
+
+    run = Run(config_from_args(args)).run(lambda r: _say(args, f"step {r.step}/{r.config.steps} status {r.status}"))
+    record = run.record()
+    _write(args.json, to_json(record), "json")
+    if args.csv:
+        _write(args.csv, to_csv(record), "csv")
+    if args.tensorboard:
+        _write_tensorboard(run, args.tensorboard)
+    _say(args, f"{record['status']}: {record['steps']} steps, {record['steps_per_s'] or 0:,.0f} steps/s -> {args.json}")
+    return 0
+
+
+def _command_variance(args: argparse.Namespace) -> int:
+    import json
+
+    from vizvi import variance_lab
+
+    config = variance_lab.validate_lab(lab_config_from_args(args))
+    said = [0]
+
+    def progress(fraction):
+        if fraction >= 1.0 or fraction - said[0] >= 0.1:  # a line every tenth, not every batch
+            said[0] = fraction
+            _say(args, f"variance: {fraction:.0%} of {config.replicates:,} replicates")
+
+    result = variance_lab.compute(config, progress)
+    _write(args.json, json.dumps(variance_lab.to_json_dict(result), indent=1), "json")
+    _say(args, f"done: {result.replicates:,} replicates x {len(result.k)} values of k in {result.seconds:.2f} s -> {args.json}")
+    return 0
+
+
+_COMMANDS = {"list": _command_list, "run": _command_run, "variance": _command_variance}
 
 
 def main(argv: Optional[list] = None) -> int:
     """Entry point; returns the process exit status."""
     args = build_parser().parse_args(argv)
-    if args.command == "list":
-        print(_list_choices())
-        return 0
-    from vizvi.engine import Run
-    from vizvi.history import to_csv, to_json
-
-    config = config_from_args(args)
-
-    def progress(run):
-        if not args.quiet:
-            sys.stderr.write(f"step {run.step}/{run.config.steps} status {run.status}\n")
-
     try:
-        run = Run(config).run(progress)
-        record = run.record()
-        _write(args.json, to_json(record), "json")
-        if args.csv:
-            _write(args.csv, to_csv(record), "csv")
-        if args.tensorboard:
-            _write_tensorboard(run, args.tensorboard)
+        return _COMMANDS[args.command](args)
     except ConfigError as e:
         sys.stderr.write(f"vizvi: error: argument --{e.argument}: {e.message}\n")
         return EXIT_BAD_ARGUMENT
-    if not args.quiet:
-        sys.stderr.write(f"{record['status']}: {record['steps']} steps, {record['steps_per_s'] or 0:,.0f} steps/s -> {args.json}\n")
-    return 0

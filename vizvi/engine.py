@@ -23,7 +23,7 @@ import enum
 import functools
 import threading
 import time
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 from vizvi._tf import tf
@@ -37,7 +37,7 @@ from vizvi.history import History
 from vizvi.models import Model, get_model, load_dataset
 from vizvi.optimizers import Optimizer, OptimizerName, UpdateInfo, make_optimizer
 from vizvi.parameterizations import DTYPE, ParameterMap, parse_parameterization
-from vizvi.settings import LIVE_SETTINGS, RUN_SETTINGS, SETTING
+from vizvi.settings import LIVE_SETTINGS, RUN_SETTINGS, SETTING, config_class
 from vizvi.status import Status
 
 tfd = tfp.distributions
@@ -87,12 +87,8 @@ def _run_config_dict(self) -> dict:
 
 # Every setting of a run, one field per ``vizvi.settings`` entry; ``None`` fields take the
 # documented defaults (``filled``).
-RunConfig = dataclasses.make_dataclass(
-    "RunConfig",
-    [(s.name, Any, dataclasses.field(default=s.default)) for s in RUN_SETTINGS],
-    namespace={"filled": _run_config_fill, "to_dict": _run_config_dict,
-               "__doc__": "Every setting of a run (one field per ``vizvi.settings.RUN_SETTINGS`` entry)."},
-)
+RunConfig = config_class("RunConfig", RUN_SETTINGS, {"filled": _run_config_fill, "to_dict": _run_config_dict},
+                         "Every setting of a run (one field per ``vizvi.settings.RUN_SETTINGS`` entry).")
 RunConfig.__module__ = __name__
 
 
@@ -342,16 +338,27 @@ def build_chunk_fn(key: StructuralKey, jit: bool = True, chunk_steps: int = CHUN
     fn = functools.partial(chunk, problem, chunk_steps=chunk_steps)
     if not jit:
         return fn, problem.optimizer
-    # A fixed signature with every data dimension unknown: a new data set, sample size, seed,
-    # learning rate or initial value is a new argument value, never a new trace. (XLA still
-    # specialises its machine code per concrete data shape, inside the one trace.)
+    state_spec, inputs_spec = chunk_signature(problem)
+    signature = [state_spec, inputs_spec, tf.TensorSpec([], tf.int32)]
+    # No AutoGraph: the loop and branches are written with tf.while_loop / tf.cond already, and
+    # converting every function the step calls (TFP's included) is slow, very slow beside a busy
+    # page (minutes for a race of estimators, see ``vizvi.race``).
+    return tf.function(lambda state, inputs, num_steps: fn(state, inputs, num_steps), jit_compile=True, autograph=False,
+                       input_signature=signature), problem.optimizer
+
+
+def chunk_signature(problem: Problem):
+    """(state spec, inputs spec) of a compiled chunk's arguments for ``problem``.
+
+    A fixed signature with every data dimension unknown: a new data set, sample size, seed,
+    learning rate or initial value is a new argument value, never a new trace. (XLA still
+    specialises its machine code per concrete data shape, inside the one trace.)
+    """
     state_spec = tf.nest.map_structure(tf.TensorSpec.from_tensor, initial_state(problem, problem.family.defaults))
     data_spec = {k: tf.TensorSpec([None] * v.shape.rank, v.dtype) for k, v in _dummy_data(problem.model).items()}
     inputs_spec = StepInputs(tf.TensorSpec([2], tf.int32), tf.TensorSpec([], DTYPE), tf.TensorSpec([], tf.int32),
                              tf.TensorSpec([], tf.int64), data_spec)
-    signature = [state_spec, inputs_spec, tf.TensorSpec([], tf.int32)]
-    return tf.function(lambda state, inputs, num_steps: fn(state, inputs, num_steps), jit_compile=True,
-                       input_signature=signature), problem.optimizer
+    return state_spec, inputs_spec
 
 
 _CACHE: dict = {}
@@ -377,7 +384,24 @@ class PendingChunk(NamedTuple):
     seconds: float  # wall time it took
 
 
-class Run:
+class CompiledChunks:
+    """What drives compiled chunks (a Run, a Race): ``compile()`` by calling ``_call(0)``."""
+
+    compile_s = 0.0
+
+    def _call(self, num_steps: int):
+        raise NotImplementedError
+
+    def compile(self) -> float:
+        """Compile (or fetch) the chunk function by running zero steps; returns seconds spent."""
+        t0 = time.perf_counter()
+        self._call(0)
+        dt = time.perf_counter() - t0
+        self.compile_s += dt
+        return dt
+
+
+class Run(CompiledChunks):
     """One variational-inference run: its settings, state, history and status.
 
     ``advance(n)`` runs n more steps through the shared compiled chunk function. Live settings
@@ -397,7 +421,7 @@ class Run:
         self.reference = self.model.reference(self.data)
         self.optimum = self.family.optimum(self.reference)
         self.theta0 = resolve_init(self.family, self.model, self.data, c.init, c.seed)
-        self._fn, optimizer = get_chunk_fn(self._key())
+        self._fn, optimizer = get_chunk_fn(self.key)
         u0 = self.param_map.unconstrain(self.theta0)
         self.state = EngineState(u0, optimizer.init(u0), tf.constant(0, tf.int64), tf.zeros([self.family.size], tf.int64))
         self.history = History(self.family.param_names)
@@ -413,7 +437,9 @@ class Run:
             "log evidence - ELBO estimate" if self.reference.kind == "exact" else None)
 
     # -- structure ------------------------------------------------------------------------
-    def _key(self) -> StructuralKey:
+    @property
+    def key(self) -> StructuralKey:
+        """The structural choice the run's compiled chunk function is built for."""
         c = self.config
         return StructuralKey(c.model, c.family, c.parameterization, c.estimator, c.optimizer, c.samples, c.replicates)
 
@@ -464,7 +490,7 @@ class Run:
             return []
         old_optimizer = self.config.optimizer
         self.config = new
-        self._fn, optimizer = get_chunk_fn(self._key())
+        self._fn, optimizer = get_chunk_fn(self.key)
         if new.optimizer != old_optimizer:
             self.state = self.state._replace(opt_state=optimizer.init(self.state.u))
         self.events.extend(events)
@@ -474,22 +500,15 @@ class Run:
         return events
 
     # -- running --------------------------------------------------------------------------
-    def _inputs(self) -> StepInputs:
+    def inputs(self) -> StepInputs:
+        """The step inputs of the run's current settings."""
         c = self.config
         return StepInputs(tf.constant([c.seed, 0], tf.int32), tf.constant(c.lr, DTYPE),
                           tf.constant(schedules.schedule_index(c.schedule), tf.int32),
                           tf.constant(c.variance_every, tf.int64), self.data)
 
     def _call(self, num_steps: int):
-        return self._fn(self.state, self._inputs(), tf.constant(num_steps, tf.int32))
-
-    def compile(self) -> float:
-        """Compile (or fetch) the chunk function by running zero steps; returns seconds spent."""
-        t0 = time.perf_counter()
-        self._call(0)
-        dt = time.perf_counter() - t0
-        self.compile_s += dt
-        return dt
+        return self._fn(self.state, self.inputs(), tf.constant(num_steps, tf.int32))
 
     def compute_chunk(self, num_steps: int) -> PendingChunk:
         """Run up to ``min(num_steps, CHUNK_STEPS)`` steps from the current state without

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 from vizvi._tf import tf
@@ -24,6 +24,7 @@ import tensorflow_probability as tfp
 from vizvi.errors import ConfigError
 from vizvi.models import Model, Reference, Support
 from vizvi.parameterizations import DTYPE, Constraint
+from vizvi.weak_derivatives import gaussian_loc_parts, gaussian_scale_parts
 
 tfd = tfp.distributions
 
@@ -40,6 +41,7 @@ class Family:
     constraints: tuple = ()
     defaults: tuple = ()
     exponential_family: bool = False  # provides natural_params / mean_params / from_natural
+    has_weak_derivative: bool = False  # provides weak_derivative (the measure-valued estimator)
 
     @property
     def dim(self) -> int:
@@ -67,6 +69,11 @@ class Family:
         In NumPy, not TFP: the dashboard sizes its density window from these several times a
         second, and an eager TFP call costs milliseconds of interpreter time beside the trainer.
         """
+        raise NotImplementedError
+
+    def weak_derivative(self, theta: tf.Tensor, seed, num_samples: int) -> "WeakDerivativeDraws":
+        """Where the measure-valued estimator evaluates f for a batch ``theta`` [B, D]: per
+        parameter, a weight and ``num_samples`` points of a positive and of a negative part."""
         raise NotImplementedError
 
     # -- exponential family ---------------------------------------------------------------
@@ -100,6 +107,39 @@ def _unstack(theta):
     return tf.unstack(theta, axis=-1)
 
 
+class WeakDerivativeDraws(NamedTuple):
+    """d/dtheta_p E_q[f] = weight[:, p] * E[f(plus[p]) - f(minus[p])], for each parameter p."""
+
+    weight: tf.Tensor  # [B, P]
+    plus: tf.Tensor  # [P, M, B, *event]: points of each parameter's positive part
+    minus: tf.Tensor  # [P, M, B, *event]: points of each parameter's negative part
+    q_part: int  # a parameter whose negative part is a plain draw from q (the ELBO's sample)
+
+
+def _diagonal_gaussian_weak_derivative(loc, scale, seed, num_samples: int) -> WeakDerivativeDraws:
+    """Weak derivatives of a product of Normals N(loc_i, scale_i^2) (loc, scale [B, L]) with
+    respect to loc_0..loc_{L-1}, scale_0..scale_{L-1}, in that order.
+
+    A product measure's weak derivative in one coordinate's parameter keeps the other
+    coordinates' draws: parameter i's points are a draw from q with coordinate i replaced by
+    the positive or negative part's point. The coupled scale parts' negative points are plain
+    Normal draws (``gaussian_scale_parts``), so they serve as that draw from q.
+    """
+    loc_seed, scale_seed = tfp.random.split_seed(seed, 2)
+    loc_parts = gaussian_loc_parts(loc, scale, [num_samples], loc_seed)  # points [M, B, L]
+    scale_parts = gaussian_scale_parts(loc, scale, [num_samples], scale_seed)
+    base = scale_parts.minus
+    mask = tf.eye(loc.shape[-1], dtype=loc.dtype)[:, None, None, :]  # [L, 1, 1, L]: coordinate i of row i
+
+    def with_coordinate_from(points):  # [M, B, L] -> [L, M, B, L]
+        return base[None] * (1.0 - mask) + points[None] * mask
+
+    plus = tf.concat([with_coordinate_from(loc_parts.plus), with_coordinate_from(scale_parts.plus)], axis=0)
+    minus = tf.concat([with_coordinate_from(loc_parts.minus), with_coordinate_from(scale_parts.minus)], axis=0)
+    weight = tf.concat([loc_parts.weight, scale_parts.weight], axis=-1)
+    return WeakDerivativeDraws(weight, plus, minus, q_part=int(loc.shape[-1]))
+
+
 # TFP writes the (c - 1) log z terms of the Gamma and Beta densities with tf.math.xlogy /
 # xlog1py, whose gradient with respect to the coefficient is *defined as 0* where the
 # coefficient is 0. At a concentration of exactly 1 (a common initial value) the score
@@ -129,10 +169,20 @@ class NormalFamily(Family):
     defaults = (0.0, 1.0)
 
     exponential_family = True
+    has_weak_derivative = True
 
     def build(self, theta):
         loc, scale = _unstack(theta)
         return tfd.Normal(loc, scale)
+
+    def weak_derivative(self, theta, seed, num_samples):
+        draws = _diagonal_gaussian_weak_derivative(theta[..., 0:1], theta[..., 1:2], seed, num_samples)
+        return draws._replace(plus=self._from_normal(draws.plus[..., 0]), minus=self._from_normal(draws.minus[..., 0]))
+
+    @staticmethod
+    def _from_normal(x):
+        """The latent whose q is Normal(loc, scale) in x: x itself."""
+        return x
 
     def moments(self, theta):
         return np.array([theta[0]]), np.array([theta[1]])
@@ -168,6 +218,12 @@ class LogNormalFamily(NormalFamily):
     def build(self, theta):
         loc, scale = _unstack(theta)
         return tfd.LogNormal(loc, scale)
+
+    @staticmethod
+    def _from_normal(x):
+        # q is the push-forward of Normal(loc, scale) through exp, and so are its weak
+        # derivatives: the Normal's positive and negative parts, exponentiated.
+        return tf.exp(x)
 
     def moments(self, theta):
         m = np.exp(theta[0] + theta[1] ** 2 / 2)
@@ -275,9 +331,13 @@ class MeanFieldNormalFamily(Family):
     defaults = (0.0, 0.0, 1.0, 1.0)
 
     exponential_family = True
+    has_weak_derivative = True
 
     def build(self, theta):
         return tfd.MultivariateNormalDiag(theta[..., 0:2], theta[..., 2:4])
+
+    def weak_derivative(self, theta, seed, num_samples):
+        return _diagonal_gaussian_weak_derivative(theta[..., 0:2], theta[..., 2:4], seed, num_samples)
 
     def moments(self, theta):
         return np.asarray(theta[0:2]), np.asarray(theta[2:4])

@@ -7,6 +7,10 @@ Each ``Setting`` says its name, kind, default, range or source of choices, help 
 
 Names: ``name`` is the Python name (``variance_every``), ``flag`` the CLI flag, URL query key and
 ``ConfigError.argument`` (``variance-every``).
+
+A second table, ``LAB_SETTINGS``, declares the variance explorer's settings the same way
+(``vizvi.variance_lab``, ``vizvi variance``); its flags may repeat a run setting's flag
+(``--samples``, ``--seed``), since the two tables never meet in one parser or one URL.
 """
 
 from __future__ import annotations
@@ -226,6 +230,10 @@ SETTINGS = (
     Setting("log_axes", Kind.BOOL, False, "Log axes", "parameters on log axes, and the ELBO's gap to the log evidence "
             "(or -ELBO where it is unknown) on a log axis: a stall a hundredfold short of its optimum is no flat line",
             Role.VIEW, cli=False),
+    Setting("variance_per", Kind.CHOICE, "estimate", "Variance per",
+            "the variance chart per gradient estimate, or scaled to one target evaluation (variance x evaluations per "
+            "estimate, SNR / sqrt of them): estimators compare at equal cost (measure-valued evaluates the target twice "
+            "per parameter and sample)", Role.VIEW, choices=lambda: ("estimate", "evaluation"), cli=False),
     Setting("present", Kind.BOOL, False, "Presentation mode", "bigger type and no sidebar, for talks", Role.VIEW, cli=False),
 )
 del S, R
@@ -238,3 +246,47 @@ URL_SETTINGS = tuple(s for s in SETTINGS if s.url)
 def by_flag(flag: str) -> Setting:
     """The setting whose CLI flag / URL key is ``flag``."""
     return SETTING[flag.replace("-", "_")]
+
+
+def config_class(name: str, settings: Sequence[Setting], namespace: Optional[dict] = None, doc: str = "") -> type:
+    """A dataclass with one field per setting (default: the setting's CLI default), plus ``namespace``.
+
+    ``RunConfig`` (``vizvi.engine``) and ``LabConfig`` (``vizvi.variance_lab``) are both made
+    here, so a config class is always exactly its table: a setting added to a table is a field.
+    """
+    return dataclasses.make_dataclass(
+        name,
+        [(s.name, Any, dataclasses.field(default=s.default)) for s in settings],
+        namespace={**(namespace or {}), "__doc__": doc},
+    )
+
+
+# -- the variance explorer's settings ----------------------------------------------------------
+def _costs():
+    from vizvi.variance_lab import Cost
+
+    return [c.value for c in Cost]
+
+
+MAX_LAB_LOC = 1000.0
+MAX_LAB_SAMPLES = 10_000
+MAX_LAB_REPLICATES = 10_000_000
+
+S = Role.STRUCTURAL
+LAB_SETTINGS = (
+    Setting("mu", Kind.FLOAT, 1.0, "Mean mu", "mean mu of q = N(mu, sigma^2), the distribution the gradient is taken of",
+            S, lo=-MAX_LAB_LOC, hi=MAX_LAB_LOC),
+    Setting("sigma", Kind.FLOAT, 1.0, "Scale sigma", "standard deviation sigma of q = N(mu, sigma^2)",
+            S, lo=0, hi=MAX_LAB_LOC, positive=True),
+    Setting("k", Kind.TEXT, "-3:3:13", "Values of k", "values of k: a list 0,1.5,3 or a range lo:hi:count", S),
+    Setting("cost", Kind.CHOICE, "square", "Cost f(x; k)", "the cost whose expectation under q is differentiated",
+            S, choices=_costs),
+    Setting("samples", Kind.INT, 1, "Samples per estimate", "samples per gradient estimate", S, lo=1, hi=MAX_LAB_SAMPLES),
+    Setting("replicates", Kind.INT, 200_000, "Replicates", "independent gradient estimates whose variance is measured",
+            S, lo=2, hi=MAX_LAB_REPLICATES, dashboard_default=20_000),
+    Setting("seed", Kind.INT, 0, "Seed", "seed of the Monte Carlo draws", S, lo=0, hi=MAX_SEED),
+    Setting("log_y", Kind.BOOL, True, "Log y axis", "log y axis", Role.VIEW, cli=False),
+)
+del S
+LAB_SETTING = {s.name: s for s in LAB_SETTINGS}
+LAB_RUN_SETTINGS = tuple(s for s in LAB_SETTINGS if s.role is not Role.VIEW)  # LabConfig's fields

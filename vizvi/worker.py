@@ -114,6 +114,44 @@ def density_data(run: Run, points: int = 300, grid: int = 60) -> dict:
             "exact_is_grid": ref.kind != "exact", "latent": run.model.latent_name}
 
 
+class BackgroundCall:
+    """``fn()`` called once in a daemon thread; its result, or its error as a message.
+
+    A ConfigError is the user's (its message names the setting); any other exception is kept
+    as "<failure>: <type>: <message>", never lost in the thread. An exception of a type in
+    ``quiet`` (a cancellation) leaves both result and error None.
+    """
+
+    def __init__(self, fn, name: str, failure: str, quiet: tuple = ()):
+        self.result = None
+        self.error: Optional[str] = None
+        self._fn, self._failure, self._quiet = fn, failure, quiet
+        self._done = threading.Event()
+        threading.Thread(target=self._call, name=name, daemon=True).start()
+
+    def _call(self) -> None:
+        from vizvi.errors import ConfigError
+
+        try:
+            self.result = self._fn()
+        except ConfigError as e:
+            self.error = str(e)
+        except Exception as e:  # noqa: BLE001 - reported by the caller, never lost in a thread
+            if not isinstance(e, self._quiet):
+                self.error = f"{self._failure}: {type(e).__name__}: {e}"
+        finally:
+            self._done.set()
+
+    def wait(self, seconds: float) -> bool:
+        """True once the call has returned or failed; waits at most ``seconds``."""
+        return self._done.wait(seconds)
+
+    @property
+    def done(self) -> bool:
+        """True once the call has returned or failed."""
+        return self._done.is_set()
+
+
 class Trainer:
     """Runs one ``Run`` in a background thread, paced by ``steps_per_update``."""
 
@@ -337,4 +375,70 @@ class Trainer:
                 kl_kind=run.kl_kind,
                 model_title=run.model.title,
                 dim=run.family.dim,
+            )
+
+
+@dataclasses.dataclass
+class EntrantSnapshot:
+    """One entrant of a race, as the race charts and its table read it."""
+
+    estimator: str
+    status: Status
+    step: int
+    names: tuple
+    config: dict
+    events: list
+    series: dict
+    variance: dict
+    params: dict
+    divergence: Optional[dict]
+    diagnosis: dict
+
+
+@dataclasses.dataclass
+class RaceSnapshot:
+    """A consistent copy of a race for drawing."""
+
+    step: int
+    status: Status
+    config: dict
+    names: tuple
+    entries: list  # EntrantSnapshot per entrant, in estimator order
+    refused: dict  # {estimator: why it is not in the race}
+    optimum: Optional[np.ndarray]
+    reference: object
+    steps_per_s: Optional[float]
+    compile_s: float
+    error: Optional[str]
+    model_title: str
+
+
+class RaceTrainer(Trainer):
+    """Drives a ``vizvi.race.Race`` with the same thread, pacing and commands as a single run;
+    its snapshots hold every entrant (no density panel: the race compares estimators)."""
+
+    def _prepare_density(self, state) -> None:
+        """A race draws no density."""
+
+    def record(self) -> dict:
+        """{estimator: the entrant's record}, read consistently under the lock."""
+        with self._lock:
+            return self.run.records()
+
+    def snapshot(self, *, diagnosis: bool = True, density: bool = False) -> RaceSnapshot:
+        """A consistent copy of the race; ``diagnosis`` adds each entrant's stall verdicts."""
+        with self._lock:
+            self._last_seen = time.monotonic()
+            race = self.run
+            entries = [EntrantSnapshot(
+                estimator=e.value, status=run.status, step=run.step, names=run.family.param_names,
+                config=run.config.to_dict(), events=list(run.events), series=run.history.series(),
+                variance=run.history.variance_series(), params=run.params(), divergence=run.divergence,
+                diagnosis=run.diagnose() if diagnosis else {},
+            ) for e, run in race.runs.items()]
+            return RaceSnapshot(
+                step=race.step, status=self.status(), config=race.config.to_dict(), names=race.family.param_names,
+                entries=entries, refused={e.value: why for e, why in race.refused.items()}, optimum=race.optimum,
+                reference=race.reference, steps_per_s=self.live_steps_per_s(), compile_s=race.compile_s,
+                error=self.error, model_title=race.model.title,
             )

@@ -8,6 +8,6 @@
   background, apply live changes.
 - ``panels``: the run page's parts: buttons, status line, diagnosis banners, live charts, export.
 
-Pages (``pages/*.py``) compose these; no module here trains, and none calls Streamlit from a
+Pages (``app_pages/*.py``) compose these; no module here trains, and none calls Streamlit from a
 thread.
 """

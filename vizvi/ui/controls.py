@@ -17,7 +17,7 @@ from vizvi.errors import ConfigError
 from vizvi.families import FAMILIES, families_for, parse_init_spec
 from vizvi.models import MODELS
 from vizvi.parameterizations import PARAMETERIZATIONS
-from vizvi.settings import RUN_SETTINGS, SETTING, URL_SETTINGS, Kind, Role, Setting
+from vizvi.settings import LAB_SETTING, RUN_SETTINGS, SETTING, URL_SETTINGS, Kind, Role, Setting
 from vizvi.ui import keys
 
 INIT_MODES = {"values": "set", "prior": "prior", "random": "random"}  # mode -> its label
@@ -27,9 +27,12 @@ def _ss():
     return st.session_state
 
 
-def widget_value(name: str, default=None):
+REGISTRIES = {"": SETTING, keys.LAB: LAB_SETTING}  # widget group -> its settings table
+
+
+def widget_value(name: str, default=None, group: str = ""):
     """The current value of a setting's widget (``default`` if it has none yet)."""
-    return _ss().get(keys.widget(name), default)
+    return _ss().get(keys.widget(name, group), default)
 
 
 def _stored(setting: Setting, value):
@@ -38,20 +41,21 @@ def _stored(setting: Setting, value):
     return setting.to_text(value) if setting.kind is Kind.FLOAT else value
 
 
-def set_widget(name: str, value) -> None:
+def set_widget(name: str, value, group: str = "") -> None:
     """Set a setting's widget (from a callback or before the widget is drawn)."""
-    _ss()[keys.widget(name)] = _stored(SETTING[name], value)
+    _ss()[keys.widget(name, group)] = _stored(REGISTRIES[group][name], value)
 
 
-def draw(container, name: str, style: str = "", **kwargs):
+def draw(container, name: str, style: str = "", group: str = "", **kwargs):
     """The widget of registry setting ``name`` in ``container`` (the sidebar or a column).
 
     The kind picks the widget: a choice is a select box (``style`` "radio" or "slider" for the
     other two), a whole number a number input, a learning rate a text input, a switch a toggle.
-    Extra ``kwargs`` (``options``, ``format_func``, ``on_change``...) go to the widget.
+    Extra ``kwargs`` (``options``, ``format_func``, ``on_change``...) go to the widget. ``group``
+    names the settings table (``REGISTRIES``).
     """
-    s = SETTING[name]
-    common = {"key": keys.widget(s.flag), "persist_state": "session", "help": kwargs.pop("help", s.describe())}
+    s = REGISTRIES[group][name]
+    common = {"key": keys.widget(s.flag, group), "persist_state": "session", "help": kwargs.pop("help", s.describe())}
     if s.kind is Kind.CHOICE:
         options = kwargs.pop("options", s.options())
         if style == "radio":
@@ -76,20 +80,27 @@ def query_messages() -> list:
     return list(ss.get(keys.QUERY_MESSAGES, []))
 
 
-def load_query_params() -> list:
-    """On a session's first run, take every setting from the URL; return messages for bad ones."""
-    errors = []
-    values = {s.name: s.ui_default for s in URL_SETTINGS}
-    qp = st.query_params
-    for s in URL_SETTINGS:
-        if s.flag in qp:
-            raw = qp[s.flag]
+def query_values(settings, query, errors: list) -> dict:
+    """{name: value} of ``settings`` from a URL ``query`` (defaults where absent or bad); bad
+    values and unknown keys are reported in ``errors``."""
+    values = {s.name: s.ui_default for s in settings}
+    for s in settings:
+        if s.flag in query:
+            raw = query[s.flag]
             try:
                 values[s.name] = s.parse(raw) if s.kind is not Kind.TEXT else raw
             except ConfigError as e:
                 errors.append(f"URL query: {s.flag}={raw!r} ignored: {e.message}")
-    for extra in sorted(set(qp.keys()) - {s.flag for s in URL_SETTINGS}):
+    for extra in sorted(set(query.keys()) - {s.flag for s in settings}):
         errors.append(f"URL query: unknown setting {extra!r} ignored")
+    return values
+
+
+def load_query_params(query=None) -> list:
+    """Take every run setting from the URL ``query`` (default: this page's) into the widgets;
+    return messages for bad ones."""
+    errors = []
+    values = query_values(URL_SETTINGS, st.query_params if query is None else query, errors)
     model = MODELS[values["model"]]
     fits = families_for(model)
     if values["family"] is None:
@@ -248,8 +259,29 @@ def _init_controls(sb, family) -> None:
         cols[i % 2].text_input(name, key=key, persist_state="session")
 
 
-def sidebar_controls() -> list:
-    """Draw every control in the sidebar; return error messages for bad values."""
+def _estimator_choice(sb) -> None:
+    """The estimator select box, offering what the family and sample count allow, and its cost."""
+    samples = widget_value("samples")
+    refused = estimators.unavailable(FAMILIES[widget_value("family")], samples)
+    allowed = [e.value for e in estimators.EstimatorName if e not in refused]
+    if widget_value("estimator") not in allowed:
+        set_widget("estimator", SETTING["estimator"].default)
+    draw(sb, "estimator", options=allowed, format_func=lambda e: f"{e}: {estimators.spec(e).description}")
+    for e, why in refused.items():
+        sb.caption(f"Not offered: {why}.")
+    chosen = estimators.spec(widget_value("estimator"))
+    family = FAMILIES[widget_value("family")]
+    per_sample = chosen.evaluations_per_sample(family.size)
+    sb.caption(f"Cost: {per_sample} target evaluation{'s' if per_sample > 1 else ''} per sample, "
+               f"{per_sample * samples:,} per step" + (" (2 per parameter and sample)" if per_sample > 1 else "") + ".")
+
+
+def sidebar_controls(estimator_choice=None) -> list:
+    """Draw every control in the sidebar; return error messages for bad values.
+
+    ``estimator_choice(sidebar)`` replaces the estimator select box (the lab's race picks
+    several estimators instead of one).
+    """
     errors = []
     sb = st.sidebar
     sb.header("Target")
@@ -274,14 +306,7 @@ def sidebar_controls() -> list:
 
     sb.header("Gradient estimator")
     draw(sb, "samples")
-    samples = widget_value("samples")
-    allowed = [e.value for e, spec in estimators.ESTIMATORS.items() if samples >= spec.min_samples]
-    if widget_value("estimator") not in allowed:
-        set_widget("estimator", SETTING["estimator"].default)
-    draw(sb, "estimator", options=allowed, format_func=lambda e: f"{e}: {estimators.spec(e).description}")
-    for e, spec in estimators.ESTIMATORS.items():
-        if e.value not in allowed:
-            sb.caption(f"{e.value} needs at least {spec.min_samples} samples ({spec.min_samples_why}).")
+    (estimator_choice or _estimator_choice)(sb)
     c1, c2 = sb.columns(2)
     draw(c1, "replicates")
     draw(c2, "variance_every")
@@ -298,6 +323,8 @@ def sidebar_controls() -> list:
     c1, c2 = sb.columns(2)
     draw(c1, "smoothing", style="radio")
     draw(c2, "span", step=5)
+    draw(sb, "variance_per", style="radio", horizontal=True,
+         format_func={"estimate": "gradient estimate", "evaluation": "target evaluation"}.get)
     draw(sb, "log_axes")
     draw(sb, "present")
     return errors

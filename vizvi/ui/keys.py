@@ -16,9 +16,23 @@ INIT_MODE = "w_init_mode"  # the initial-values mode widget
 PRESENT_MAIN = "w_present_main"  # the presentation toggle shown on the page while the sidebar is hidden
 
 
-def widget(flag: str) -> str:
-    """The widget key of a setting (by its flag or name: ``variance-every`` -> ``w_variance-every``)."""
-    return f"w_{flag.replace('_', '-')}"
+LAB = "lab"  # the widget group of the variance explorer's settings (their flags reuse run flags' names)
+LAB_QUERY_LOADED = "lab_qp_loaded"  # the lab page's URL query has been read (first lab run of a session)
+LAB_QUERY_MESSAGES = "lab_qp_messages"  # what was wrong with it
+LAB_VIEW = "w_lab-view"  # the lab page's view: the variance explorer or the estimator race
+LAB_JOB = "lab_job"  # the variance computation in the background (its progress and result)
+RACE_TRAINER = "race_trainer"  # the session's estimator race (a RaceTrainer)
+RACE_PREPARING = "race_preparing"  # a race being prepared in the background
+RACE_ESTIMATORS = "w_race-estimators"  # the estimators chosen to race
+RACE_SETTINGS = "race_settings"  # the URL-form settings the current race was made with
+RACE_CSV_TEXT = "race_csv_text"  # the CSV text the current race was made with
+
+
+def widget(flag: str, group: str = "") -> str:
+    """The widget key of a setting (by its flag or name: ``variance-every`` -> ``w_variance-every``);
+    a ``group`` keeps apart settings of another table that share a flag (``w_lab-samples``)."""
+    flag = flag.replace("_", "-")
+    return f"w_{group}-{flag}" if group else f"w_{flag}"
 
 
 def init_value(family: str, param: str) -> str:

@@ -61,25 +61,26 @@ def presentation_toggle() -> None:
                   on_change=lambda: controls.set_widget("present", False))
 
 
-def _on_pause() -> None:
-    t = session.trainer()
+def _on_pause(slot: session.Slot) -> None:
+    t = session.trainer(slot)
     if t is not None:
         t.pause()
 
 
-def action_buttons() -> Optional[Action]:
-    """Start / Pause / Step / Reset; returns the action asked for (a "Try this" counts)."""
+def action_buttons(slot: session.Slot = session.RUN, reset_help: str = "a fresh run with the current settings") -> Optional[Action]:
+    """Start / Pause / Step / Reset of the trainer in ``slot``; returns the action asked for (a
+    "Try this" counts)."""
     cols = st.columns([1, 1, 1, 1, 4])
     action = None
     if cols[0].button("Start", type="primary", width="stretch"):
         action = Action.START
     # Pause acts in its callback, before the rerun redraws the page: the charts stop at the
     # click rather than one script run later.
-    if cols[1].button("Pause", width="stretch", on_click=_on_pause):
+    if cols[1].button("Pause", width="stretch", on_click=_on_pause, args=(slot,)):
         action = Action.PAUSE
     if cols[2].button("Step", width="stretch", help="advance one update's worth of steps"):
         action = Action.STEP
-    if cols[3].button("Reset", width="stretch", help="a fresh run with the current settings"):
+    if cols[3].button("Reset", width="stretch", help=reset_help):
         action = Action.RESET
     pending = _ss().pop(keys.PENDING_ACTION, None)
     return Action(pending) if pending else action
@@ -128,9 +129,9 @@ def _banners(snap) -> None:
         st.success(f"Finished {snap.step:,} steps.")
 
 
-def status_panel() -> None:
+def status_panel(slot: session.Slot = session.RUN) -> None:
     """The status line (a fragment refreshing every ``STATUS_S`` while training)."""
-    t = session.trainer()
+    t = session.trainer(slot)
     _status_line(t.snapshot(diagnosis=False, density=False), t)
     # The fragments cannot change their own refresh periods: when training stops on its own
     # (finished, diverged, a Step done), one full rerun settles the page.
@@ -163,7 +164,8 @@ def chart_panel() -> None:
         st.error(f"span: smoothing span must be a whole number of at least 1, got {span!r}; drawing with {DEFAULT_SPAN}")
         span = DEFAULT_SPAN
     figures = charts.all_figures(snap, controls.widget_value("smoothing", "ema"), span,
-                                 log_axes=controls.widget_value("log_axes", False))
+                                 log_axes=controls.widget_value("log_axes", False),
+                                 per_evaluation=controls.widget_value("variance_per", "estimate") == "evaluation")
     if controls.widget_value("present", False):
         for fig in figures.values():
             fig["layout"]["font"] = {"size": 18}
@@ -179,20 +181,21 @@ def live_panels(trainer: Trainer) -> None:
     st.fragment(chart_panel, run_every=UPDATE_S if busy else None)()
 
 
-def _preparing_poll() -> None:
-    if session.preparing() is None or session.preparing().done:
+def _preparing_poll(slot: session.Slot) -> None:
+    if session.preparing(slot) is None or session.preparing(slot).done:
         st.rerun(scope="app")
 
 
-def preparing_panel() -> None:
-    """While a new run is prepared in the background: say so, and look every ``PREPARE_POLL_S``."""
-    prep = session.preparing()
+def preparing_panel(slot: session.Slot = session.RUN, what: str = "run") -> None:
+    """While a new run (or ``what``) is prepared in the background: say so, and look every
+    ``PREPARE_POLL_S``."""
+    prep = session.preparing(slot)
     if prep is None:
         return
     then = " It starts as soon as it is ready." if prep.start_when_ready else " Press Start to start it as soon as it is ready."
-    st.info(f"Preparing a new run ({prep.config.model}, {prep.config.family}): data and the reference posterior…"
-            f"{then} The previous run is paused.", icon="⏳")
-    st.fragment(_preparing_poll, run_every=PREPARE_POLL_S)()
+    st.info(f"Preparing a new {what} ({prep.config.model}, {prep.config.family}): data and the reference posterior…"
+            f"{then} The previous {what} is paused.", icon="⏳")
+    st.fragment(_preparing_poll, run_every=PREPARE_POLL_S)(slot)
 
 
 def export_panel(trainer: Trainer) -> None:

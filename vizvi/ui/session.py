@@ -14,8 +14,7 @@ when it is ready.
 
 from __future__ import annotations
 
-import threading
-from typing import Optional
+from typing import Callable, NamedTuple, Optional
 
 import streamlit as st
 
@@ -24,7 +23,7 @@ from vizvi.errors import ConfigError
 from vizvi.models import MODELS
 from vizvi.settings import Role
 from vizvi.ui import controls, keys
-from vizvi.worker import SPEEDS, Trainer
+from vizvi.worker import SPEEDS, BackgroundCall, RaceTrainer, Trainer
 
 PREPARE_WAIT_S = 3.0  # a script run waits this long for a new run before showing it as preparing
 
@@ -33,9 +32,24 @@ def _ss():
     return st.session_state
 
 
-def trainer() -> Optional[Trainer]:
-    """The session's trainer, if it has a run."""
-    return _ss().get(keys.TRAINER)
+class Slot(NamedTuple):
+    """Where a session keeps one kind of training: its trainer, what is being prepared for
+    it, and the settings and data it was made with (the run page's run; the lab's race)."""
+
+    trainer: str  # session-state keys
+    preparing: str
+    settings: str
+    csv_text: str
+    trainer_class: Callable  # (made object, steps_per_update=...) -> a Trainer
+
+
+RUN = Slot(keys.TRAINER, keys.PREPARING, keys.RUN_SETTINGS, keys.RUN_CSV_TEXT, Trainer)
+RACE = Slot(keys.RACE_TRAINER, keys.RACE_PREPARING, keys.RACE_SETTINGS, keys.RACE_CSV_TEXT, RaceTrainer)
+
+
+def trainer(slot: Slot = RUN) -> Optional[Trainer]:
+    """The session's trainer in ``slot``, if it has one."""
+    return _ss().get(slot.trainer)
 
 
 def speed() -> int:
@@ -44,94 +58,93 @@ def speed() -> int:
 
 
 class Preparation:
-    """A Run being made in a background thread from a validated config."""
+    """A Run (or what ``make(config, csv_text=...)`` makes, e.g. a Race) being made in a
+    background thread from a validated config."""
 
-    def __init__(self, config: RunConfig, csv_text: Optional[str], settings: dict, start: bool):
+    def __init__(self, config: RunConfig, csv_text: Optional[str], settings: dict, start: bool, make=Run):
         self.config = config
         self.csv_text = csv_text
         self.settings = settings  # the URL-form settings it was made from
         self.start_when_ready = start
-        self.run: Optional[Run] = None
-        self.error: Optional[str] = None
-        self._done = threading.Event()
-        threading.Thread(target=self._make, name="vizvi-prepare", daemon=True).start()
+        self._call = BackgroundCall(lambda: make(config, csv_text=csv_text), "vizvi-prepare", "preparing the run failed")
 
-    def _make(self) -> None:
-        try:
-            self.run = Run(self.config, csv_text=self.csv_text)
-        except ConfigError as e:
-            self.error = str(e)
-        except Exception as e:  # noqa: BLE001 - shown on the page, never lost in a thread
-            self.error = f"preparing the run failed: {type(e).__name__}: {e}"
-        finally:
-            self._done.set()
+    @property
+    def run(self):
+        """What was made (None until it is, or if it failed)."""
+        return self._call.result
+
+    @property
+    def error(self) -> Optional[str]:
+        """Why making it failed, if it did."""
+        return self._call.error
 
     def wait(self, seconds: float) -> bool:
         """True once the run (or its error) is ready; waits at most ``seconds``."""
-        return self._done.wait(seconds)
+        return self._call.wait(seconds)
 
     @property
     def done(self) -> bool:
         """True once the run (or its error) is ready."""
-        return self._done.is_set()
+        return self._call.done
 
 
-def preparing() -> Optional[Preparation]:
-    """The run being prepared, if any."""
-    return _ss().get(keys.PREPARING)
+def preparing(slot: Slot = RUN) -> Optional[Preparation]:
+    """What is being prepared for ``slot``, if anything."""
+    return _ss().get(slot.preparing)
 
 
-def request_new_run(start: bool) -> Optional[str]:
-    """Prepare a fresh run from the widgets (Reset, or "Try this" with ``start``).
+def request_new_run(start: bool, slot: Slot = RUN, make=Run, config_check=validate) -> Optional[str]:
+    """Prepare a fresh run (or what ``make`` makes) from the widgets (Reset, or "Try this" with
+    ``start``); ``config_check`` validates the widgets' config.
 
-    Returns an error message naming the setting at fault (the current run is then untouched),
-    else None: the run is installed, or is being prepared.
+    Returns an error message naming the setting at fault (the current one is then untouched),
+    else None: the new one is installed, or is being prepared.
     """
     ss = _ss()
     if controls.upload_rejected():
         return (f"data: {controls.upload_rejected()} was rejected (see above); fix it, or remove it from the uploader "
                 f"to use simulated data")
     try:
-        config = validate(controls.config_from_widgets())
+        config = config_check(controls.config_from_widgets())
     except ConfigError as e:
         return str(e)
     csv_text = ss.get(keys.CSV_TEXT) if MODELS[config.model].csv_columns else None
-    ss[keys.PREPARING] = prep = Preparation(config, csv_text, controls.current_settings(), start)
+    ss[slot.preparing] = prep = Preparation(config, csv_text, controls.current_settings(), start, make=make)
     prep.wait(PREPARE_WAIT_S)
-    error = collect_prepared()
-    if preparing() is not None and trainer() is not None:
-        trainer().pause()  # nothing keeps training under settings it does not have
+    error = collect_prepared(slot)
+    if preparing(slot) is not None and trainer(slot) is not None:
+        trainer(slot).pause()  # nothing keeps training under settings it does not have
     return error
 
 
-def collect_prepared() -> Optional[str]:
-    """Install a prepared run once it is ready; returns its error, if it failed."""
+def collect_prepared(slot: Slot = RUN) -> Optional[str]:
+    """Install what was prepared for ``slot`` once it is ready; returns its error, if it failed."""
     ss = _ss()
-    prep = preparing()
+    prep = preparing(slot)
     if prep is None or not prep.done:
         return None
-    del ss[keys.PREPARING]
+    del ss[slot.preparing]
     if prep.error:
         return prep.error
-    fresh = Trainer(prep.run, steps_per_update=speed())
-    old = trainer()
+    fresh = slot.trainer_class(prep.run, steps_per_update=speed())
+    old = trainer(slot)
     if old is not None:
         old.close()
-    ss[keys.TRAINER] = fresh
-    ss[keys.RUN_SETTINGS] = prep.settings
-    ss[keys.RUN_CSV_TEXT] = prep.csv_text
+    ss[slot.trainer] = fresh
+    ss[slot.settings] = prep.settings
+    ss[slot.csv_text] = prep.csv_text
     if prep.start_when_ready:
         fresh.start()
     return None
 
 
-def start() -> None:
-    """Start the run, or the run being prepared as soon as it is ready."""
-    prep = preparing()
+def start(slot: Slot = RUN) -> None:
+    """Start the trainer in ``slot``, or what is being prepared as soon as it is ready."""
+    prep = preparing(slot)
     if prep is not None:
         prep.start_when_ready = True
-    elif trainer() is not None:
-        trainer().start()
+    elif trainer(slot) is not None:
+        trainer(slot).start()
 
 
 def _structural_problem() -> Optional[str]:
@@ -146,19 +159,19 @@ def _structural_problem() -> Optional[str]:
     return None
 
 
-def apply_setting_changes(errors: list) -> Optional[str]:
+def apply_setting_changes(errors: list, slot: Slot = RUN) -> Optional[str]:
     """Apply live-setting changes to the running run; name the structural ones that wait for Reset.
 
     A bad value is appended to ``errors`` and leaves the run as it is.
     """
     ss = _ss()
-    t = trainer()
+    t = trainer(slot)
     if t is None:
         return None
     now = controls.current_settings()
-    then = ss.get(keys.RUN_SETTINGS, now)
+    then = ss.get(slot.settings, now)
     structural = controls.differing(then, now, Role.STRUCTURAL)
-    if ss.get(keys.CSV_TEXT) != ss.get(keys.RUN_CSV_TEXT):
+    if ss.get(keys.CSV_TEXT) != ss.get(slot.csv_text):
         structural.append("data")
     if structural:
         problem = _structural_problem()
@@ -174,7 +187,7 @@ def apply_setting_changes(errors: list) -> Optional[str]:
         try:
             config = controls.config_from_widgets()
             t.update_settings(**{flag.replace("-", "_"): getattr(config, flag.replace("-", "_")) for flag in live})
-            ss[keys.RUN_SETTINGS] = {**then, **{flag: now[flag] for flag in live}}
+            ss[slot.settings] = {**then, **{flag: now[flag] for flag in live}}
         except ConfigError as e:
             errors.append(f"{e} (the current run continues unchanged)")
     return ", ".join(structural) if structural else None

@@ -778,3 +778,20 @@ def test_no_folder_streamlit_would_take_for_pages_of_its_own():
     root = Path(__file__).resolve().parents[1]
     assert not (root / "pages").exists()
     assert (root / "app_pages" / "lab.py").exists()
+
+
+def test_measure_valued_is_offered_where_q_has_a_weak_derivative_with_its_cost(open_app):
+    at = open_app({"model": "correlated-gaussian", "family": "mean-field-normal", "estimator": "measure-valued",
+                   "samples": "4"})
+    assert errors(at) == []
+    assert any(o.startswith("measure-valued:") for o in at.selectbox(key="w_estimator").options)
+    assert at.selectbox(key="w_estimator").value == "measure-valued"
+    captions = [c.value for c in at.sidebar.caption]
+    # 4 parameters: 2 target evaluations each per sample, x 4 samples per step.
+    assert any("8 target evaluations per sample, 32 per step" in c for c in captions), captions
+    assert trainer(at).run.config.estimator == "measure-valued"
+    at.selectbox(key="w_family").set_value("full-rank-normal").run()
+    assert_no_exception(at)
+    assert not any(o.startswith("measure-valued:") for o in at.selectbox(key="w_estimator").options)
+    assert any(c.startswith("Not offered: estimator 'measure-valued' needs the weak derivative") for c in
+               (c.value for c in at.sidebar.caption))

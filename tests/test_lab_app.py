@@ -243,13 +243,9 @@ def test_explorer_bad_input_is_named_and_the_last_figure_stays(open_lab):
 def test_explorer_url_restores_every_setting_and_round_trips(open_lab):
     at = open_lab(EXPLORER_QUERY)
     assert errors(at) == []
-    widgets = {
-        "mu": at.text_input(key="w_lab-mu").value, "sigma": at.text_input(key="w_lab-sigma").value,
-        "k": at.text_input(key="w_lab-k").value, "cost": at.radio(key="w_lab-cost").value,
-        "samples": at.number_input(key="w_lab-samples").value,
-        "replicates": at.number_input(key="w_lab-replicates").value,
-        "seed": at.number_input(key="w_lab-seed").value, "log-y": at.toggle(key="w_lab-log-y").value,
-    }
+    kinds = {"mu": "text_input", "sigma": "text_input", "k": "text_input", "cost": "radio", "samples": "number_input",
+             "replicates": "number_input", "seed": "number_input", "log-y": "toggle"}
+    widgets = {flag: getattr(at, kind)(key=f"w_lab-{flag}").value for flag, kind in kinds.items()}
     assert widgets == {"mu": "0.5", "sigma": "2", "k": "-2:2:5", "cost": "abs", "samples": 2, "replicates": 3000,
                        "seed": 4, "log-y": False}
     job = wait_for_job(at)

@@ -612,6 +612,7 @@ def explorer_variance_figure(result, log_y: bool = True) -> dict:
         layout[axis]["type"] = "log" if log_y else "linear"
     for axis in ("xaxis", "xaxis2"):
         layout[axis]["title"] = {"text": "k"}
+    _legend_below_axis_title(layout)
     return _figure(data, layout)
 
 
@@ -638,6 +639,7 @@ def explorer_mean_figure(result) -> dict:
                          "marker": {"size": 5, "color": _explorer_color(estimator)}})
     for axis in ("xaxis", "xaxis2"):
         layout[axis]["title"] = {"text": "k"}
+    _legend_below_axis_title(layout)
     return _figure(data, layout)
 
 
@@ -671,4 +673,5 @@ def explorer_cost_figure(cost: str, mu: float, sigma: float, ks) -> dict:
                      "line": {"color": "#9ca3af", "width": 1}, "fill": "tozeroy", "fillcolor": "rgba(156,163,175,0.15)"})
     for axis in ("xaxis", "xaxis2"):
         layout[axis]["title"] = {"text": "x"}
+    _legend_below_axis_title(layout)
     return _figure(data, layout)

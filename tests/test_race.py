@@ -77,6 +77,11 @@ def test_race_settings_change_for_every_entrant_but_the_estimator_stays():
     with pytest.raises(ConfigError):
         race.update_settings(lr=-1.0)
     assert all(run.config.lr == 0.01 for run in race.runs.values())
+    # A change one entrant refuses changes none of them.
+    mixed = Race(RunConfig(model="normal-mean", steps=100, samples=4), ["pathwise", "score-baseline"])
+    with pytest.raises(ConfigError, match="needs at least 2 samples"):
+        mixed.update_settings(samples=1)
+    assert [run.config.samples for run in mixed.runs.values()] == [4, 4]
 
 
 def test_race_trainer_snapshots_feed_the_race_charts():

@@ -20,10 +20,11 @@ import threading
 import time
 from typing import NamedTuple, Optional
 
-import numpy as np
 from vizvi._tf import tf
 
-from vizvi.engine import CHUNK_STEPS, CompiledChunks, PendingChunk, Run, RunConfig, StructuralKey, chunk, chunk_signature, make_problem
+from vizvi.engine import (
+    CHUNK_STEPS, CompiledChunks, PendingChunk, Run, RunConfig, chunk, chunk_signature, make_problem, validate,
+)
 from vizvi.errors import ConfigError
 from vizvi.estimators import EstimatorName, unavailable
 from vizvi.families import get_family
@@ -168,26 +169,18 @@ class Race(CompiledChunks):
         """Change live settings of every entrant (not the estimator: that is what races)."""
         if "estimator" in changes:
             raise ConfigError("estimator", "a race runs every estimator; start a new race to change the field")
+        # Every entrant checks the change before any takes it: a sample count one estimator
+        # cannot use (score-baseline needs 2) must leave the whole race as it was.
         for run in self.runs.values():
-            run.update_settings(**changes)  # validated alike: the first refuses before any changes
+            validate(dataclasses.replace(run.config, **{k: v for k, v in changes.items() if v is not None}))
+        for run in self.runs.values():
+            run.update_settings(**changes)
         self.config = next(iter(self.runs.values())).config
         self.settings_version += 1
         return []
-
-    def theta(self) -> dict:
-        """Each entrant's current constrained parameters."""
-        return {e: run.theta for e, run in self.runs.items()}
 
     def records(self) -> dict:
         """{estimator: the entrant's record in the CLI's JSON schema}."""
         from vizvi.history import to_record
 
         return {e.value: to_record(run) for e, run in self.runs.items()}
-
-    def final_distance(self) -> dict:
-        """{estimator: relative distance of the final parameters to the KL-optimal ones} (None
-        where the optimum has no closed form)."""
-        if self.optimum is None:
-            return {e: None for e in self.runs}
-        return {e: float(np.max(np.abs(run.theta - self.optimum) / np.maximum(np.abs(self.optimum), 1e-12)))
-                for e, run in self.runs.items()}

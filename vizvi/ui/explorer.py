@@ -172,7 +172,8 @@ def panel() -> None:
     log_y = bool(controls.widget_value("log_y", True, group=keys.LAB))
     st.plotly_chart(charts.explorer_variance_figure(result, log_y), key="explorer-variance")
     st.caption(f"{result.replicates:,} independent estimates per point, computed in {result.seconds:.2f} s. "
-               + _reading(result))
+               + _reading(result) + " Baseline of score-baseline: "
+               + variance_lab.LAB_ESTIMATORS[variance_lab.LabEstimator.SCORE_BASELINE].baseline + ".")
     st.plotly_chart(charts.explorer_cost_figure(result.config["cost"], result.config["mu"], result.config["sigma"], result.k),
                     key="explorer-cost")
     st.plotly_chart(charts.explorer_mean_figure(result), key="explorer-mean")

@@ -46,6 +46,7 @@ def test_race_equals_its_runs_one_by_one_and_never_retraces():
         np.testing.assert_array_equal(run.history.series()["theta"], alone.history.series()["theta"])
         np.testing.assert_array_equal(run.history.variance_series()["grad_snr"], alone.history.variance_series()["grad_snr"])
         assert run.dataset is race.runs[EstimatorName.PATHWISE].dataset  # one data set, made once
+        assert run.reference is race.runs[EstimatorName.PATHWISE].reference  # and one reference
     fn = get_race_fn(tuple(run.key for run in race.runs.values()))
     traces = fn.experimental_get_tracing_count()
     # New numbers (seed, learning rate, initial values, steps): the same compiled race.

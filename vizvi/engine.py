@@ -409,7 +409,9 @@ class Run(CompiledChunks):
     can mark it. ``status`` is a ``Status``: READY, RUNNING, FINISHED or DIVERGED.
     """
 
-    def __init__(self, config: RunConfig, dataset=None, csv_text: Optional[str] = None):
+    def __init__(self, config: RunConfig, dataset=None, csv_text: Optional[str] = None, reference=None):
+        """``dataset`` and ``reference`` (the posterior reference of that data set) can be given
+        to share them between runs of one data set (a race); else they are made here."""
         self.config = c = validate(config)
         self.model = get_model(c.model)
         self.family = get_family(c.family, self.model)
@@ -418,7 +420,7 @@ class Run(CompiledChunks):
         if self.dataset.n and c.data is not None:
             c.n = self.dataset.n
         self.data = self.model.data_tensors(self.dataset)
-        self.reference = self.model.reference(self.data)
+        self.reference = reference if reference is not None else self.model.reference(self.data)
         self.optimum = self.family.optimum(self.reference)
         self.theta0 = resolve_init(self.family, self.model, self.data, c.init, c.seed)
         self._fn, optimizer = get_chunk_fn(self.key)

@@ -103,7 +103,8 @@ class Race(CompiledChunks):
         self.runs = {racing[0]: first}
         for e in racing[1:]:
             # One data set and reference for all: made once, shared.
-            self.runs[e] = Run(dataclasses.replace(first.config, estimator=e.value), dataset=first.dataset)
+            self.runs[e] = Run(dataclasses.replace(first.config, estimator=e.value), dataset=first.dataset,
+                               reference=first.reference)
         self.config = first.config
         self.model, self.family, self.dataset = first.model, first.family, first.dataset
         self.reference, self.optimum = first.reference, first.optimum

@@ -101,7 +101,7 @@ def test_wheel_ships_vizvi_with_its_data_and_nothing_else(tmp_path):
         shutil.copy(REPO / name, src / name)
     shutil.copytree(REPO / "vizvi", src / "vizvi", ignore=shutil.ignore_patterns("__pycache__"))
     # Folders next to vizvi/ in the checkout, which must stay out of the wheel.
-    for folder in ("bench", "tests", "pages"):
+    for folder in ("bench", "tests", "app_pages"):
         (src / folder).mkdir()
         (src / folder / "__init__.py").write_text("")
     proc = _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",

@@ -344,3 +344,20 @@ def test_variance_per_target_evaluation_follows_the_estimator_in_effect():
     np.testing.assert_allclose(_trace(per_evaluation, "loc")["y"], [8.0, 8.0, 32.0])
     np.testing.assert_allclose(_trace(per_evaluation, "scale SNR")["y"], [4.0, 4.0, 2.0])
     assert "per target evaluation" in per_evaluation["layout"]["title"]["text"]
+
+
+def test_explorer_log_axis_spans_the_nonzero_variances():
+    # At k = mu the coupled measure-valued variance of d/dmu is zero up to rounding (1e-31):
+    # the axis spans the other values, from 0.5 to 400, not down to 1e-31.
+    result = types.SimpleNamespace(
+        k=np.array([-1.0, 1.0, 3.0]), replicates=1000,
+        config={"samples": 1, "mu": 1.0, "sigma": 1.0, "cost": "square"},
+        variance={"score": {"mu": np.array([400.0, 30.0, 90.0]), "sigma": np.array([50.0, 10.0, 20.0])},
+                  "measure-valued-coupled": {"mu": np.array([17.0, 1e-31, 4.0]), "sigma": np.array([0.5, 2.0, 8.0])}})
+    layout = charts.explorer_variance_figure(result, log_y=True)["layout"]
+    lo, hi = layout["yaxis"]["range"]
+    assert lo == pytest.approx(np.log10(4.0) - 0.25) and hi == pytest.approx(np.log10(400.0) + 0.25)
+    lo, hi = layout["yaxis2"]["range"]
+    assert lo == pytest.approx(np.log10(0.5) - 0.25) and hi == pytest.approx(np.log10(50.0) + 0.25)
+    linear = charts.explorer_variance_figure(result, log_y=False)["layout"]
+    assert linear["yaxis"]["type"] == "linear" and "range" not in linear["yaxis"]

@@ -608,12 +608,35 @@ def explorer_variance_figure(result, log_y: bool = True) -> dict:
                          "yaxis": "y" if j == 0 else "y2", "marker": {"size": 5},
                          "line": {"color": _explorer_color(estimator), "width": 2,
                                   "dash": "dot" if estimator == "measure-valued" else "solid"}})
-    for axis in ("yaxis", "yaxis2"):
+    for j, axis in enumerate(("yaxis", "yaxis2")):
         layout[axis]["type"] = "log" if log_y else "linear"
+        if log_y:
+            layout[axis].update(_log_range([per["mu" if j == 0 else "sigma"] for per in result.variance.values()]))
     for axis in ("xaxis", "xaxis2"):
         layout[axis]["title"] = {"text": "k"}
     _legend_below_axis_title(layout)
     return _figure(data, layout)
+
+
+ZERO_BELOW = 1e-9  # a variance this far below a panel's largest is zero up to rounding
+
+
+def _log_range(curves) -> dict:
+    """A log axis spanning the panel's nonzero variances.
+
+    Some variances are exactly zero: the coupled measure-valued estimate of d/dmu at k = mu
+    (a cost symmetric about mu gives f(mu + sigma W) = f(mu - sigma W)) comes out as 1e-31 of
+    rounding, and an automatic range would squash every other curve into the top tenth to show
+    it. The axis spans the values above ``ZERO_BELOW`` x the largest; a zero dives off the
+    bottom edge, which is what it is.
+    """
+    values = np.concatenate([np.asarray(c, dtype=float) for c in curves])
+    values = values[np.isfinite(values) & (values > 0)]
+    if not values.size:
+        return {}
+    top = float(values.max())
+    floor = float(values[values > top * ZERO_BELOW].min())
+    return {"range": [np.log10(floor) - 0.25, np.log10(top) + 0.25], "exponentformat": "power"}
 
 
 def explorer_mean_figure(result) -> dict:

@@ -272,8 +272,9 @@ def _estimator_choice(sb) -> None:
     chosen = estimators.spec(widget_value("estimator"))
     family = FAMILIES[widget_value("family")]
     per_sample = chosen.evaluations_per_sample(family.size)
+    per_parameter = f" ({chosen.evaluations_per_parameter} per parameter and sample)" if chosen.evaluations_per_parameter else ""
     sb.caption(f"Cost: {per_sample} target evaluation{'s' if per_sample > 1 else ''} per sample, "
-               f"{per_sample * samples:,} per step" + (" (2 per parameter and sample)" if per_sample > 1 else "") + ".")
+               f"{per_sample * samples:,} per step{per_parameter}.")
 
 
 def sidebar_controls(estimator_choice=None) -> list:

@@ -119,6 +119,18 @@ def assert_no_exception(at: AppTest) -> None:
         f"{e.message}\n  " + "\n  ".join(e.stack_trace[-3:]) for e in at.exception)
 
 
+def type_bad_value(at: AppTest, kind: str, key: str, bad, name: str, words: str) -> tuple:
+    """Type ``bad`` into widget ``key`` (of ``kind``, e.g. "text_input"); assert no exception and
+    exactly one error, naming setting ``name`` and containing ``words``. Returns (the value the
+    widget held before, the errors)."""
+    good = getattr(at, kind)(key=key).value
+    getattr(at, kind)(key=key).set_value(bad).run()
+    assert_no_exception(at)
+    errs = errors(at)
+    assert len(errs) == 1 and errs[0].startswith(f"{name}: ") and words in errs[0], f"{key}={bad!r}: errors {errs}"
+    return good, errs
+
+
 def button(at: AppTest, label: str):
     found = [b for b in at.button if b.label == label]
     assert len(found) == 1, f"expected one {label!r} button, found {len(found)}"
@@ -399,12 +411,8 @@ def test_bad_structural_inputs_error_on_reset_and_keep_the_old_run(open_app, war
         ("number_input", "w_n", 0, "n", "out of range"),
     ]
     for kind, key, bad, name, why in cases:
-        good = getattr(at, kind)(key=key).value
-        getattr(at, kind)(key=key).set_value(bad).run()
-        assert_no_exception(at)
         # Named as soon as it is typed (it used to appear only after Reset), the run untouched.
-        early = errors(at)
-        assert len(early) == 1 and early[0].startswith(f"{name}: ") and why in early[0], f"{key}={bad!r}: errors {early}"
+        good, early = type_bad_value(at, kind, key, bad, name, why)
         assert "the current run continues unchanged" in early[0]
         assert any("press **Reset**" in m for m in infos(at)), f"{key}={bad!r}: no 'press Reset' note: {infos(at)}"
         before = status(at)[1]

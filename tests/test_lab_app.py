@@ -26,6 +26,7 @@ from tests.test_app import (  # noqa: F401 - the fixtures are used by name
     infos,
     open_app,
     prepare_within_the_script_run,
+    type_bad_value,
     wait_until,
 )
 from vizvi.variance_lab import LabEstimator, parse_k
@@ -224,11 +225,7 @@ def test_explorer_bad_input_is_named_and_the_last_figure_stays(open_lab):
     config = job.config
     shown = variance_figure(at)
     for kind, key, bad, name, words in BAD_EXPLORER_INPUT:
-        good = getattr(at, kind)(key=key).value
-        getattr(at, kind)(key=key).set_value(bad).run()
-        assert_no_exception(at)
-        errs = errors(at)
-        assert len(errs) == 1 and errs[0].startswith(f"{name}: ") and words in errs[0], f"{key}={bad!r}: errors {errs}"
+        good, errs = type_bad_value(at, kind, key, bad, name, words)
         assert "keeps the last good settings" in errs[0]
         assert lab_job(at) is job and job.config == config, f"{key}={bad!r} started a computation"
         assert variance_figure(at) == shown, f"{key}={bad!r} changed the figure"

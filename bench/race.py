@@ -51,7 +51,7 @@ def main() -> dict:
     for model in PROBLEMS:
         config = RunConfig(model=model, steps=WARM + TIMED, seed=0)
         race_compile, race_times = _timed(lambda: Race(config))
-        entrants = [e.value for e in Race(config).runs]
+        entrants = [e.value for e in Race(config).entrants]
         singles = {}
         for e in entrants:
             c, t = _timed(lambda e=e: Run(RunConfig(**{**config.to_dict(), "estimator": e})))

@@ -360,10 +360,10 @@ def test_race_from_the_url_runs_the_chosen_estimators(open_lab):
     wait_until(at, lambda a: not race_trainer(a).busy, "the race to finish", timeout=JOB_DEADLINE_S, interval=POLL_S)
     assert race_trainer(at) is trainer and trainer.error is None
     race = trainer.run
-    assert [e.value for e in race.runs] == ["pathwise", "score", "measure-valued"]
+    assert [e.value for e in race.entrants] == ["pathwise", "score", "measure-valued"]
     assert race.refused == {}
-    assert {e.value: run.step for e, run in race.runs.items()} == {"pathwise": 600, "score": 600, "measure-valued": 600}
-    assert all(run.config.model == "normal-mean" and run.config.steps == 600 for run in race.runs.values())
+    assert {e.value: run.step for e, run in race.entrants.items()} == {"pathwise": 600, "score": 600, "measure-valued": 600}
+    assert all(run.config.model == "normal-mean" and run.config.steps == 600 for run in race.entrants.values())
     assert str(race.status) == "finished"
     at.run()  # settle: the page as it stands once the race is over
     assert_no_exception(at)

@@ -10,7 +10,8 @@ from vizvi import charts
 from vizvi.engine import Run, RunConfig
 from vizvi.errors import ConfigError
 from vizvi.estimators import EstimatorName
-from vizvi.race import Race, entrants, get_race_fn
+from vizvi.compare import get_set_fn
+from vizvi.race import Race, entrants
 from vizvi.status import Status
 from vizvi.worker import RaceTrainer
 
@@ -39,15 +40,15 @@ def test_race_equals_its_runs_one_by_one_and_never_retraces():
     race = Race(config, THREE)
     race.compile()
     assert race.advance(700) == 700 and race.status is Status.FINISHED
-    for estimator, run in race.runs.items():
+    for estimator, run in race.entrants.items():
         alone = Run(RunConfig(**{**config.to_dict(), "estimator": estimator.value}))
         alone.run()
         # Bit for bit: the same compiled step, the same per-step seeds, whatever the batching.
         np.testing.assert_array_equal(run.history.series()["theta"], alone.history.series()["theta"])
         np.testing.assert_array_equal(run.history.variance_series()["grad_snr"], alone.history.variance_series()["grad_snr"])
-        assert run.dataset is race.runs[EstimatorName.PATHWISE].dataset  # one data set, made once
-        assert run.reference is race.runs[EstimatorName.PATHWISE].reference  # and one reference
-    fn = get_race_fn(tuple(run.key for run in race.runs.values()))
+        assert run.dataset is race.entrants[EstimatorName.PATHWISE].dataset  # one data set, made once
+        assert run.reference is race.entrants[EstimatorName.PATHWISE].reference  # and one reference
+    fn = get_set_fn(race.layout.shape)
     traces = fn.experimental_get_tracing_count()
     # New numbers (seed, learning rate, initial values, steps): the same compiled race.
     other = Race(RunConfig(model="normal-mean", steps=300, samples=4, seed=9, lr=0.01, init="loc=1,scale=0.5",
@@ -63,7 +64,7 @@ def test_an_entrant_that_diverges_stops_alone():
     race = Race(RunConfig(model="normal-mean", optimizer="sgd", lr=0.003, steps=1500, samples=2, seed=0), ["pathwise", "score"])
     race.compile()
     race.advance(1500)
-    score, pathwise = race.runs[EstimatorName.SCORE], race.runs[EstimatorName.PATHWISE]
+    score, pathwise = race.entrants[EstimatorName.SCORE], race.entrants[EstimatorName.PATHWISE]
     assert score.status is Status.DIVERGED and score.step < 200 and "diverged at step" in score.divergence["message"]
     assert pathwise.status is Status.FINISHED and pathwise.step == 1500
     assert race.status is Status.FINISHED and race.step == 1500
@@ -72,17 +73,17 @@ def test_an_entrant_that_diverges_stops_alone():
 def test_race_settings_change_for_every_entrant_but_the_estimator_stays():
     race = Race(RunConfig(model="normal-mean", steps=100), ["pathwise", "score"])
     race.update_settings(lr=0.01)
-    assert all(run.config.lr == 0.01 for run in race.runs.values())
+    assert all(run.config.lr == 0.01 for run in race.entrants.values())
     with pytest.raises(ConfigError, match="a race runs every estimator"):
         race.update_settings(estimator="score")
     with pytest.raises(ConfigError):
         race.update_settings(lr=-1.0)
-    assert all(run.config.lr == 0.01 for run in race.runs.values())
+    assert all(run.config.lr == 0.01 for run in race.entrants.values())
     # A change one entrant refuses changes none of them.
     mixed = Race(RunConfig(model="normal-mean", steps=100, samples=4), ["pathwise", "score-baseline"])
     with pytest.raises(ConfigError, match="needs at least 2 samples"):
         mixed.update_settings(samples=1)
-    assert [run.config.samples for run in mixed.runs.values()] == [4, 4]
+    assert [run.config.samples for run in mixed.entrants.values()] == [4, 4]
 
 
 def test_race_trainer_snapshots_feed_the_race_charts():

@@ -3,7 +3,9 @@ measure gradient estimators' variance (the variance explorer, ``vizvi.variance_l
 
     python -m vizvi run --model poisson-gamma --family gamma --optimizer natural --steps 500 --json out.json
     python -m vizvi variance --mu 1 --sigma 1 --k=-3:3:13 --samples 1 --replicates 200000 --json var.json
-    python -m vizvi list          # every model, family, estimator, optimizer, parameterization and cost
+    python -m vizvi compare --preset gamma-stall --steps 3000 --seed 0 --json set.json
+    python -m vizvi compare --vary lr=0.01,0.05 --vary schedule=constant,robbins-monro --model normal-mean --json set.json
+    python -m vizvi list          # every model, family, estimator, optimizer, parameterization, cost and preset
 
 Write ``--k=-3:3:13`` with ``=`` when the value starts with a minus sign: argparse reads a
 separate ``-3:3:13`` as an option, not as the value of ``--k``.
@@ -32,8 +34,9 @@ class _OneLineParser(argparse.ArgumentParser):
         sys.exit(EXIT_BAD_ARGUMENT)
 
 
-def _add_settings(parser: argparse.ArgumentParser, settings) -> None:
-    """One ``--flag`` per CLI setting of a ``vizvi.settings`` table, its default the setting's."""
+def _add_settings(parser: argparse.ArgumentParser, settings, defaults: bool = True) -> None:
+    """One ``--flag`` per CLI setting of a ``vizvi.settings`` table, its default the setting's
+    (``defaults=False``: a flag not given is absent from the parsed arguments)."""
     from vizvi.settings import Kind
 
     for s in settings:
@@ -41,7 +44,8 @@ def _add_settings(parser: argparse.ArgumentParser, settings) -> None:
             # Numbers are parsed here (a typo fails before anything loads); choices and ranges
             # are checked once, by the validation, which knows what depends on what.
             kind = {Kind.INT: int, Kind.FLOAT: float}.get(s.kind)
-            parser.add_argument(f"--{s.flag}", dest=s.name, default=s.default, help=s.describe(),
+            parser.add_argument(f"--{s.flag}", dest=s.name, default=s.default if defaults else argparse.SUPPRESS,
+                                help=s.describe(),
                                 **({"type": kind} if kind else {}))
 
 
@@ -66,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Write --k=-3:3:13 (with '=') when the value starts with a minus sign.")
     _add_settings(variance, LAB_SETTINGS)
     _add_output(variance, "result")
+    compare = sub.add_parser(
+        "compare", help="train up to 8 runs side by side (a preset, or settings varied over values) and write their records",
+        epilog="Run options given beside --preset apply to every run of the preset (e.g. --steps, --seed).")
+    which = compare.add_mutually_exclusive_group(required=True)
+    which.add_argument("--preset", help="a preset comparison (vizvi list shows them)")
+    which.add_argument("--vary", action="append", metavar="SETTING=V1,V2,...",
+                       help="a setting and its values (init values separated by ';'); several --vary make their product")
+    _add_settings(compare, RUN_SETTINGS, defaults=False)
+    _add_output(compare, "records")
     sub.add_parser("list", help="list the choices")
     return p
 
@@ -76,6 +89,7 @@ def _list_choices() -> str:
     from vizvi.models import MODELS
     from vizvi.optimizers import OPTIMIZERS
     from vizvi.parameterizations import PARAMETERIZATIONS
+    from vizvi.presets import PRESETS
     from vizvi.variance_lab import COSTS, LAB_ESTIMATORS
 
     lines = ["models:"]
@@ -86,6 +100,8 @@ def _list_choices() -> str:
     lines += ["parameterizations:"] + [f"  {k.value:22s} {v}" for k, v in PARAMETERIZATIONS.items()]
     lines += ["variance costs f(x; k):"] + [f"  {k.value:24s} {v.formula}" for k, v in COSTS.items()]
     lines += ["variance estimators:"] + [f"  {k.value:24s} {v.description}" for k, v in LAB_ESTIMATORS.items()]
+    lines += ["presets (vizvi compare --preset NAME):"] + [f"  {p.name:24s} {p.title}: {len(p.configs())} runs"
+                                                          for p in PRESETS.values()]
     return "\n".join(lines)
 
 
@@ -185,7 +201,51 @@ def _command_variance(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"list": _command_list, "run": _command_run, "variance": _command_variance}
+def compare_configs(args: argparse.Namespace) -> tuple:
+    """(configs, description) a parsed ``compare`` command describes: the preset's runs with the
+    run options given applied to each, or the product of the ``--vary`` values over a base of
+    the run options given (each defaulting as for ``vizvi run``)."""
+    import dataclasses
+
+    from vizvi import compare, presets
+    from vizvi.engine import RunConfig
+    from vizvi.settings import RUN_SETTINGS
+
+    given = {s.name: getattr(args, s.name) for s in RUN_SETTINGS if s.cli and hasattr(args, s.name)}
+    if args.preset is not None:
+        preset = presets.get_preset(args.preset)
+        return [dataclasses.replace(c, **given) for c in preset.configs()], {"preset": preset.name, "given": given}
+    variations = [compare.parse_vary(v) for v in args.vary]
+    base = RunConfig(**given)
+    return compare.vary(base, variations), {"vary": dict(variations), "base": base.to_dict()}
+
+
+def _command_compare(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from vizvi.compare import RunSet
+
+    configs, described = compare_configs(args)
+    t0 = time.perf_counter()
+    runs = RunSet(configs)
+    _say(args, f"compare: {len(runs.runs)} runs in {len(runs.layout.groups)} compiled groups "
+               f"({'batched' if runs.batched else 'not batched'}); compiling")
+    runs.run(lambda s: _say(args, f"step {s.step}/{s.config.steps} status {s.status}"))
+    elapsed = time.perf_counter() - t0
+    output = {
+        "runs": runs.records(),
+        "batched": runs.batched,
+        "elapsed_s": elapsed,
+        "config": {**described, "labels": runs.labels, "compile_s": runs.compile_s, "layout": [
+            {"runs": list(g.members), "vectorized": g.vectorized, "structure": g.key._asdict()} for g in runs.layout.groups]},
+    }
+    _write(args.json, json.dumps(output, indent=1, default=str), "json")
+    _say(args, f"done: {len(runs.runs)} runs, {', '.join(r.status.value for r in runs.runs)} in {elapsed:.1f} s -> {args.json}")
+    return 0
+
+
+_COMMANDS = {"list": _command_list, "run": _command_run, "variance": _command_variance, "compare": _command_compare}
 
 
 def main(argv: Optional[list] = None) -> int:

@@ -255,13 +255,24 @@ def _gradient_variance(problem: Problem, theta, dtheta_du, data, seed):
     return var, tf.abs(mean) / tf.sqrt(var)
 
 
-def step(problem: Problem, state: EngineState, inputs: StepInputs):
+def variance_due(step_count, every):
+    """True at the steps where the estimator's variance is measured: every ``every`` steps (0: never)."""
+    return tf.logical_and(every > 0, tf.equal(step_count % tf.maximum(every, 1), 0))
+
+
+def step(problem: Problem, state: EngineState, inputs: StepInputs, variance_gate=None):
     """One optimisation step: ``(state, inputs) -> (new state, StepInfo)``.
 
     Draws with ``fold_in(seed, state.step)``, so a step is a pure function of its arguments.
     Before any value reaches a sampler it is checked finite and inside its support: on a fault
     the returned state is ``state`` unchanged (nothing is committed) and ``StepInfo.fault`` says
     which quantity failed.
+
+    ``variance_gate``: for a step vectorized over a batch of runs (``vizvi.compare``), a scalar
+    saying whether ANY member measures its variance now. The branch is then taken on it (one
+    predicate for the whole batch: a per-member predicate would make ``tf.vectorized_map``
+    split the batch, which XLA cannot compile) and each member keeps the measurement only when
+    due for itself, so its numbers are those of the run alone.
     """
     family, param_map, data = problem.family, problem.param_map, inputs.data
     theta = param_map.constrain(state.u)
@@ -278,11 +289,13 @@ def step(problem: Problem, state: EngineState, inputs: StepInputs):
     fault, fault_index, fault_value = _first_fault(elbo, g_u, theta_new, u_new, family)
     ok = tf.equal(fault, int(Fault.NONE))
 
-    every = inputs.variance_every
-    do_var = tf.logical_and(ok, tf.logical_and(every > 0, tf.equal(state.step % tf.maximum(every, 1), 0)))
+    do_var = tf.logical_and(ok, variance_due(state.step, inputs.variance_every))
     nan_d = tf.fill([family.size], tf.constant(np.nan, DTYPE))
     var_seed = tf.random.experimental.stateless_fold_in(step_seed, 1)
-    var, snr = tf.cond(do_var, lambda: _gradient_variance(problem, theta, dtheta_du, data, var_seed), lambda: (nan_d, nan_d))
+    var, snr = tf.cond(do_var if variance_gate is None else variance_gate,
+                       lambda: _gradient_variance(problem, theta, dtheta_du, data, var_seed), lambda: (nan_d, nan_d))
+    if variance_gate is not None:
+        var, snr = tf.where(do_var, var, nan_d), tf.where(do_var, snr, nan_d)
 
     new_state = EngineState(
         tf.where(ok, u_new, state.u),
@@ -295,16 +308,30 @@ def step(problem: Problem, state: EngineState, inputs: StepInputs):
     return new_state, info
 
 
+_PER_PARAMETER = {"theta", "u", "grad", "grad_theta", "update", "grad_variance", "grad_snr"}  # [D] fields of StepInfo
+_NOT_FLOAT = {"step": tf.int64, "has_variance": tf.bool, "fault": tf.int32, "fault_index": tf.int32}
+
+
+def step_info_signature(problem: Problem) -> StepInfo:
+    """The ``StepInfo`` a step of ``problem`` returns, as TensorSpecs."""
+    dim = problem.family.size
+    return StepInfo(*[tf.TensorSpec([dim] if f in _PER_PARAMETER else [], _NOT_FLOAT.get(f, DTYPE))
+                      for f in StepInfo._fields])
+
+
+def telemetry_buffers(problem: Problem, chunk_steps: int, batch: tuple = ()) -> Telemetry:
+    """Empty per-step buffers of a chunk: one TensorArray per Telemetry field, rows of shape
+    ``batch`` + the field's shape (``batch`` is the number of runs stepped together, if any)."""
+    spec = step_info_signature(problem)
+    return Telemetry(*[tf.TensorArray(getattr(spec, f).dtype, size=chunk_steps,
+                                      element_shape=list(batch) + getattr(spec, f).shape.as_list())
+                       for f in Telemetry._fields])
+
+
 def chunk(problem: Problem, state: EngineState, inputs: StepInputs, num_steps, chunk_steps: int = CHUNK_STEPS):
     """Up to ``num_steps`` (<= ``chunk_steps``) steps in one ``tf.while_loop`` over ``step``,
     stopping at a fault; returns ``(state, Telemetry, ChunkInfo)``."""
-    dim = problem.family.size
-    shapes = {"step": (tf.int64, []), "has_variance": (tf.bool, [])}
-    per_param = {"theta", "u", "grad", "grad_theta", "update", "grad_variance", "grad_snr"}
-    buffers = Telemetry(*[
-        tf.TensorArray(shapes.get(f, (DTYPE,))[0], size=chunk_steps, element_shape=[dim] if f in per_param else [])
-        for f in Telemetry._fields
-    ])
+    buffers = telemetry_buffers(problem, chunk_steps)
     zero = tf.constant(0, tf.int32)
 
     def cond(i, st, tel, fault, index, value):

@@ -42,6 +42,9 @@ class Family:
     defaults: tuple = ()
     exponential_family: bool = False  # provides natural_params / mean_params / from_natural
     has_weak_derivative: bool = False  # provides weak_derivative (the measure-valued estimator)
+    # TFP samples it by rejection (a data-dependent loop), which tf.vectorized_map cannot turn
+    # into anything XLA compiles: runs of it are not batched in a comparison (vizvi.compare).
+    rejection_sampled: bool = False
 
     @property
     def dim(self) -> int:
@@ -247,6 +250,7 @@ class GammaFamily(Family):
     """q = Gamma(concentration, rate) over a positive latent."""
 
     name, title, support = "gamma", "Gamma", Support.POSITIVE
+    rejection_sampled = True
     param_names = ("concentration", "rate")
     constraints = (Constraint.POSITIVE, Constraint.POSITIVE)
     defaults = (1.0, 1.0)
@@ -286,6 +290,7 @@ class BetaFamily(Family):
     """q = Beta(concentration1, concentration0) over a latent in (0, 1)."""
 
     name, title, support = "beta", "Beta", Support.UNIT
+    rejection_sampled = True
     param_names = ("concentration1", "concentration0")
     constraints = (Constraint.POSITIVE, Constraint.POSITIVE)
     defaults = (1.0, 1.0)

@@ -435,7 +435,7 @@ class RaceTrainer(Trainer):
                 config=run.config.to_dict(), events=list(run.events), series=run.history.series(),
                 variance=run.history.variance_series(), params=run.params(), divergence=run.divergence,
                 diagnosis=run.diagnose() if diagnosis else {},
-            ) for e, run in race.runs.items()]
+            ) for e, run in race.entrants.items()]
             return RaceSnapshot(
                 step=race.step, status=self.status(), config=race.config.to_dict(), names=race.family.param_names,
                 entries=entries, refused={e.value: why for e, why in race.refused.items()}, optimum=race.optimum,

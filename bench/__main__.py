@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench import engine, race, variance
+from bench import compare, engine, race, variance
 
 
 def main() -> int:
@@ -15,6 +15,8 @@ def main() -> int:
     print(variance.report(results["variance"]))
     results["race"] = race.main()
     print(race.report(results["race"]))
+    results["compare"] = compare.main()
+    print(compare.report(results["compare"]))
     try:
         from bench import dashboard
     except ImportError:

@@ -42,15 +42,12 @@ def _members(base: RunConfig, size: int) -> list:
 
 def main() -> dict:
     """Sets of 1, 2, 4 and 8 runs against one run, per problem; returns the figures."""
-    import bench.race as race
-
-    race.TIMED = TIMED
     out = {}
     for name, base in PROBLEMS.items():
-        one_compile, one_times = _timed(lambda: Run(_members(base, 1)[0]))
+        one_compile, one_times = _timed(lambda: Run(_members(base, 1)[0]), TIMED)
         sets = {}
         for size in SIZES:
-            compile_s, times = _timed(lambda size=size: RunSet(_members(base, size)))
+            compile_s, times = _timed(lambda size=size: RunSet(_members(base, size)), TIMED)
             probe = RunSet(_members(base, size))
             sets[size] = {"compile_s": compile_s, "cpu_s": _median(times, 1), "wall_s": _median(times, 0),
                           "vectorized": probe.batched or size == 1}

@@ -26,9 +26,9 @@ WARM, TIMED, REPEATS = 2_000, 10_000, 3
 PROBLEMS = ("normal-mean", "correlated-gaussian", "poisson-gamma")
 
 
-def _timed(make):
-    """(compile s, [(wall s, cpu s) per repeat]) of WARM untimed then TIMED timed steps, each
-    repeat from a fresh object (the compiled function is cached after the first)."""
+def _timed(make, timed: int = TIMED):
+    """(compile s, [(wall s, cpu s) per repeat]) of WARM untimed then ``timed`` timed steps,
+    each repeat from a fresh object (the compiled function is cached after the first)."""
     compile_s, times = None, []
     for _ in range(REPEATS):
         thing = make()
@@ -36,7 +36,7 @@ def _timed(make):
         compile_s = dt if compile_s is None else compile_s
         thing.advance(WARM)
         w0, c0 = time.perf_counter(), time.process_time()
-        thing.advance(TIMED)
+        thing.advance(timed)
         times.append((time.perf_counter() - w0, time.process_time() - c0))
     return compile_s, times
 

@@ -53,7 +53,10 @@ def test_gamma_stall_softplus_adam_stalls_exp_helps_natural_reaches_the_exact_po
     # From 0.001 no pathwise gradient exists (draws underflow): the run stops at its first step.
     for p in ("softplus", "exp"):
         tiny = runs[label.format(p, "0.001", "adam", 0.05)]
-        assert tiny.status is Status.DIVERGED and tiny.divergence["step"] == 1
+        assert tiny.status is Status.DIVERGED and tiny.divergence["step"] == 1 and tiny.divergence["at_start"]
+        # No learning rate is to blame: the fix offered is another start.
+        assert "before any update" in tiny.divergence["message"]
+        assert tiny.diagnose()["concentration"]["suggestion"]["config"] == {"init": "prior"}
 
 
 def test_score_function_is_noise_limited_where_pathwise_trains(trained):

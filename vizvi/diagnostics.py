@@ -207,7 +207,9 @@ def diagnose(run) -> dict:
         d = run.divergence
         for n in names:
             if d["parameter"] in (None, n):
-                out[n] = _verdict(Verdict.DIVERGED, d["message"], {"text": "lower the learning rate tenfold", "config": {"lr": run.config.lr / 10}})
+                fix = ({"text": "start from the prior's match (init=prior)", "config": {"init": "prior"}} if d.get("at_start")
+                       else {"text": "lower the learning rate tenfold", "config": {"lr": run.config.lr / 10}})
+                out[n] = _verdict(Verdict.DIVERGED, d["message"], fix)
     rec = run.history.steps.recent()
     steps_seen = len(rec["step"]) if rec else 0
     if steps_seen < MIN_STEPS:

@@ -585,14 +585,25 @@ class Run(CompiledChunks):
         name = self.family.param_names[index] if fault.per_parameter else None
         where = f"{fault.quantity} of {name}" if name else fault.quantity
         self.status = Status.DIVERGED
+        # A first ELBO or gradient that is not finite comes before any update: no learning rate
+        # is to blame, the initial values are (e.g. Gamma draws at a concentration of 0.001
+        # underflow to 0, where the pathwise gradient is undefined).
+        at_start = step == 1 and fault is not Fault.PARAMETER
+        advice = (f"It failed at the initial values ({self._initial_text()}), before any update: start elsewhere "
+                  f"(e.g. init=prior) or use another estimator." if at_start else
+                  f"Lower the learning rate (now {self.config.lr:g}) or switch to a safer optimizer.")
         self.divergence = {
             "step": step,
             "quantity": fault.quantity,
             "parameter": name,
             "value": value,
+            "at_start": at_start,
             "message": f"diverged at step {step}: {where} became {value!r}; the last finite state (step {step - 1}) is kept. "
-                       f"Lower the learning rate (now {self.config.lr:g}) or switch to a safer optimizer.",
+                       + advice,
         }
+
+    def _initial_text(self) -> str:
+        return ", ".join(f"{n}={v:.4g}" for n, v in zip(self.family.param_names, self.theta0))
 
     def run(self, progress=None) -> "Run":
         """Run to ``config.steps`` (or divergence); ``progress(run)`` is called after each chunk."""

@@ -13,6 +13,7 @@ st.set_page_config(page_title="vizvi: watch variational inference", page_icon="ð
 pages = [
     st.Page("app_pages/run.py", title="Run", icon=":material/monitoring:", default=True),
     st.Page("app_pages/lab.py", title="Estimator lab", icon=":material/science:"),
+    st.Page("app_pages/compare.py", title="Compare runs", icon=":material/compare:"),
     st.Page("app_pages/guide.py", title="Guide", icon=":material/menu_book:"),
 ]
 st.navigation(pages).run()

@@ -44,15 +44,7 @@ else:
         waiting = session.apply_setting_changes(errors, session.RACE)
         if waiting:
             st.info(f"Changed {waiting}: press **Reset** for a race with them. The current race continues unchanged.", icon="🔄")
-    trainer = race.trainer()
-    if trainer is not None:
-        trainer.set_speed(session.speed())
-        if action is Action.START:
-            session.start(session.RACE)
-        elif action is Action.PAUSE:
-            trainer.pause()
-        elif action is Action.STEP:
-            trainer.step()
+    trainer = session.drive(session.RACE, action)
     for message in messages + errors:
         st.error(message)
     st.query_params.from_dict(lab.settings_for_url(view))

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sys
 
 import pytest
 
@@ -24,3 +25,11 @@ def hard_timeout():
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Let background calls (a preparation, a comparison's recompile) end before the process
+    does: exiting inside an XLA compile can abort the interpreter and fail a passing run."""
+    worker = sys.modules.get("vizvi.worker")
+    if worker is not None:
+        worker.BackgroundCall.wait_all(120)

@@ -217,7 +217,7 @@ class RunSet(CompiledChunks):
 
     def __init__(self, configs: Sequence[RunConfig] = (), runs: Sequence[Run] = (), csv_text: Optional[str] = None):
         self.runs: list = list(runs)
-        self._csv_text = csv_text
+        self.csv_text = csv_text  # a data file's text, for members added later
         self._data: dict = {}
         for r in self.runs:
             self._data.setdefault(self._data_key(r.config), (r.dataset, r.reference))
@@ -243,7 +243,7 @@ class RunSet(CompiledChunks):
         if shared:
             run = Run(config, dataset=shared[0], reference=shared[1])
         else:
-            run = Run(config, csv_text=self._csv_text)
+            run = Run(config, csv_text=self.csv_text)
             self._data[self._data_key(config)] = (run.dataset, run.reference)
         self.runs.append(run)
         return run
@@ -252,6 +252,11 @@ class RunSet(CompiledChunks):
         self.layout = plan(self.runs)
         self._fn = get_set_fn(self.layout.shape)
         self.version += 1
+
+    def copy(self) -> "RunSet":
+        """A new set of the same ``Run`` objects: changed (``add``, ``drop``) and compiled while
+        this one still trains, then swapped in (``vizvi.worker.SetTrainer``)."""
+        return RunSet(runs=self.runs, csv_text=self.csv_text)
 
     def add(self, config: RunConfig) -> Run:
         """Add a run (from step 0) while the others keep their state; returns it."""
@@ -352,7 +357,9 @@ class RunSet(CompiledChunks):
         if pending.version != self.version:
             return 0
         self.compute_s += pending.seconds
-        return max(r.commit_chunk(c) for r, c in zip(self.runs, pending.chunks))
+        # A member that was over took no steps; committing its empty chunk would set a diverged
+        # run RUNNING again (Run.commit_chunk judges status from the chunk), and it would retry.
+        return max(0 if r.status.over else r.commit_chunk(c) for r, c in zip(self.runs, pending.chunks))
 
     def advance(self, num_steps: int) -> int:
         """Run up to ``num_steps`` more steps of every member; returns the most taken."""

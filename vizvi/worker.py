@@ -17,12 +17,15 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import weakref
 from typing import Optional
 
 import numpy as np
 from vizvi._tf import tf
 
+from vizvi.compare import MAX_RUNS, RunSet
 from vizvi.engine import CHUNK_STEPS, Run
+from vizvi.errors import ConfigError
 from vizvi.history import to_record
 from vizvi.parameterizations import DTYPE
 from vizvi.status import Status
@@ -122,16 +125,26 @@ class BackgroundCall:
     ``quiet`` (a cancellation) leaves both result and error None.
     """
 
+    _threads: "weakref.WeakSet" = weakref.WeakSet()  # every call's thread, for ``wait_all``
+
     def __init__(self, fn, name: str, failure: str, quiet: tuple = ()):
         self.result = None
         self.error: Optional[str] = None
         self._fn, self._failure, self._quiet = fn, failure, quiet
         self._done = threading.Event()
-        threading.Thread(target=self._call, name=name, daemon=True).start()
+        thread = threading.Thread(target=self._call, name=name, daemon=True)
+        BackgroundCall._threads.add(thread)
+        thread.start()
+
+    @classmethod
+    def wait_all(cls, seconds: float) -> None:
+        """Wait (at most ``seconds`` in all) for every call still running: a process that exits
+        while a daemon thread is inside an XLA compile can abort in TensorFlow's C++ teardown."""
+        deadline = time.monotonic() + seconds
+        for thread in list(cls._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _call(self) -> None:
-        from vizvi.errors import ConfigError
-
         try:
             self.result = self._fn()
         except ConfigError as e:
@@ -168,7 +181,7 @@ class Trainer:
         self._commands = 0  # bumped by pause(): a chunk computed across a pause is not committed
         self._computing, self._computing_for = False, 0  # a chunk in flight, and under which commands
         self._closed = False
-        self._compiled = False
+        self._compiled = None  # the run (or set) compiled for: a set whose runs change compiles again
         self._compiling = False
         self.error: Optional[str] = None
         self._last_seen = time.monotonic()
@@ -258,19 +271,20 @@ class Trainer:
                     self._pending_steps = 0
                 else:
                     n = speed if speed != MAX_SPEED else self._max_speed_chunk
-                if not self._compiled:
+                run = self.run  # a SetTrainer may replace it (add, drop) while this chunk is computed
+                if self._compiled is not run:
                     self._compiling = True
             t0 = time.perf_counter()
             try:
-                if not self._compiled:
-                    self.run.compile()  # reads nothing the UI changes; no lock
+                if self._compiled is not run:
+                    run.compile()  # reads nothing the UI changes; no lock
                     with self._lock:
-                        self._compiled, self._compiling = True, False
+                        self._compiled, self._compiling = run, False
                     t0 = time.perf_counter()
                 with self._lock:
-                    n = min(n, self.run.config.steps - self.run.step)
+                    n = min(n, self._steps_left(run))
                 if n > 0:
-                    pending = self.run.compute_chunk(n)
+                    pending = run.compute_chunk(n)
                     with self._lock:
                         paused_meanwhile = commands != self._commands
                         done = 0 if paused_meanwhile else self.run.commit_chunk(pending)
@@ -300,6 +314,10 @@ class Trainer:
                 elapsed = time.perf_counter() - t0
                 time.sleep(max(0.0, TICK_S - elapsed))
 
+    def _steps_left(self, run) -> int:
+        """Steps the run has still to take (caller holds the lock)."""
+        return run.config.steps - run.step
+
     def _prepare_density(self, state) -> None:
         """Evaluate q's density for the state just committed, here in the trainer thread.
 
@@ -315,13 +333,17 @@ class Trainer:
             if self.run.state is state:
                 self._density = (state, data)
 
+    def _density_shown(self, cached: Optional[tuple], run) -> tuple:
+        """(state, q's density) for the page (caller holds the lock): while training, the
+        trainer's latest ``cached`` (at most ``DENSITY_EVERY_S`` behind); at rest, exactly the
+        current state's, evaluated now if need be."""
+        fresh = cached is not None and cached[0] is run.state
+        in_motion = cached is not None and (self._running or self._computing) and self.error is None
+        return cached if fresh or in_motion else (run.state, density_data(run))
+
     def _density_now(self) -> dict:
-        """q's density for the page (caller holds the lock): while training, the trainer's
-        latest (at most ``DENSITY_EVERY_S`` behind); at rest, exactly the current state's."""
-        fresh = self._density is not None and self._density[0] is self.run.state
-        in_motion = self._density is not None and (self._running or self._computing) and self.error is None
-        if not (fresh or in_motion):
-            self._density = (self.run.state, density_data(self.run))
+        """q's density for the page (caller holds the lock); see ``_density_shown``."""
+        self._density = self._density_shown(self._density, self.run)
         return self._density[1]
 
     def _fail(self, message: str) -> None:
@@ -379,10 +401,10 @@ class Trainer:
 
 
 @dataclasses.dataclass
-class EntrantSnapshot:
-    """One entrant of a race, as the race charts and its table read it."""
+class MemberSnapshot:
+    """One run of several trained together (a race's entrant, a comparison's run), as charts
+    and tables read it."""
 
-    estimator: str
     status: Status
     step: int
     names: tuple
@@ -393,6 +415,13 @@ class EntrantSnapshot:
     params: dict
     divergence: Optional[dict]
     diagnosis: dict
+
+
+@dataclasses.dataclass
+class EntrantSnapshot(MemberSnapshot):
+    """One entrant of a race, as the race charts and its table read it."""
+
+    estimator: str
 
 
 @dataclasses.dataclass
@@ -441,4 +470,197 @@ class RaceTrainer(Trainer):
                 entries=entries, refused={e.value: why for e, why in race.refused.items()}, optimum=race.optimum,
                 reference=race.reference, steps_per_s=self.live_steps_per_s(), compile_s=race.compile_s,
                 error=self.error, model_title=race.model.title,
+            )
+
+
+# -- a comparison: a RunSet ---------------------------------------------------------------------
+@dataclasses.dataclass
+class SetEntry(MemberSnapshot):
+    """One run of a comparison, as the compare charts, its status table and its stall report read it."""
+
+    number: int  # the run's number on the page (kept while others come and go)
+    color: int  # its colour slot (kept while others come and go)
+    label: str  # what sets it apart from the others (``RunSet.labels``)
+    optimum: Optional[np.ndarray]
+    reference: object
+    density: dict
+
+
+@dataclasses.dataclass
+class SetSnapshot:
+    """A consistent copy of a comparison for drawing."""
+
+    step: int
+    status: Status
+    entries: list  # SetEntry per run, in the set's order
+    runs: int
+    groups: int
+    batched: int  # runs that share a vectorized step with others
+    steps_per_s: Optional[float]
+    compile_s: float
+    compiling_s: Optional[float]  # seconds spent compiling so far, while compiling
+    error: Optional[str]
+    full: bool  # the set holds its maximum of runs
+
+
+def set_entries(runs: list, labels: list, *, numbers=None, colors=None, diagnosis: bool = True,
+                density=None) -> list:
+    """SetEntry per run (``numbers`` and ``colors`` default to the runs' positions; ``density(run)``
+    gives a run's q-against-posterior data, else none)."""
+    numbers = numbers or list(range(1, len(runs) + 1))
+    colors = colors or list(range(len(runs)))
+    return [SetEntry(
+        number=number, color=color, label=label, status=run.status, step=run.step, names=run.family.param_names,
+        config=run.config.to_dict(), events=list(run.events), series=run.history.series(),
+        variance=run.history.variance_series(), params=run.params(), optimum=run.optimum, reference=run.reference,
+        divergence=run.divergence, diagnosis=run.diagnose() if diagnosis else {},
+        density=density(run) if density else {},
+    ) for run, label, number, color in zip(runs, labels, numbers, colors)]
+
+
+class SetTrainer(Trainer):
+    """Drives a ``vizvi.compare.RunSet`` with the thread, pacing and commands of a single run.
+
+    ``add`` and ``drop`` change the set while the other runs go on. The trainer then works on
+    a new ``RunSet`` holding the same ``Run`` objects (made outside the lock, swapped in under
+    it): a chunk in flight was computed from the old set and is dropped (as a pause drops it,
+    so the swap never races the thread reading the old set), and the new layout compiles
+    before the next chunk (at once when that layout was compiled before). Each run keeps its
+    number and colour while others come and go. Runs whose family has a 2-D latent carry
+    q's density against the posterior (the mean-field story).
+    """
+
+    def __init__(self, run_set, steps_per_update: int = 200):
+        self._numbers: dict = {}  # Run -> its number on the page
+        self._colors: dict = {}  # Run -> its colour slot
+        self._next_number = 1
+        self._densities: dict = {}  # Run -> (its state evaluated, density data)
+        self._compile_seen: Optional[float] = None
+        self._change: Optional[BackgroundCall] = None  # the last add / drop, compiled in the background
+        for r in run_set.runs:
+            self._enrol(r)
+        super().__init__(run_set, steps_per_update=steps_per_update)
+
+    def _enrol(self, run) -> None:
+        self._numbers[run] = self._next_number
+        self._next_number += 1
+        taken = set(self._colors.values())
+        self._colors[run] = next(c for c in range(len(taken) + 1) if c not in taken)
+
+    def _steps_left(self, run_set) -> int:
+        """Steps the member furthest from its end still has to take (a run added later starts at 0)."""
+        return max([r.config.steps - r.step for r in run_set.runs if not r.status.over] or [0])
+
+    # -- changing the set (UI thread) -------------------------------------------------------
+    def _swap(self, make) -> object:
+        """Change the set: ``make(copy of the set)`` here (a ConfigError leaves the set as it
+        was), then the copy's new layout compiles in the background while the current set
+        trains on, and is swapped in under the lock. Returns what ``make`` made."""
+        with self._lock:
+            if self.changing:
+                raise ConfigError("runs", "the comparison is still taking its last change in (compiling its new "
+                                          "layout while the runs go on); try again when it shows")
+            current = self.run
+        fresh = current.copy()
+        made = make(fresh)
+
+        def compile_and_swap():
+            fresh.compile()  # a layout compiled before is fetched at once
+            with self._lock:
+                if self.run is not current:
+                    raise RuntimeError("the comparison changed while it was being changed")
+                for r in fresh.runs:
+                    if r not in self._numbers:
+                        self._enrol(r)
+                for r in list(self._numbers):
+                    if r not in fresh.runs:
+                        del self._numbers[r], self._colors[r]
+                        self._densities.pop(r, None)
+                was_over = current.status.over
+                self.run = fresh
+                self._commands += 1  # the chunk in flight was computed for the old set: dropped
+                if was_over and not fresh.status.over and self.error is None:
+                    self._running = True  # a run added to a finished comparison trains at once
+                self._wake.notify_all()
+
+        self._change = BackgroundCall(compile_and_swap, "vizvi-set-change", "changing the comparison failed")
+        return made
+
+    @property
+    def busy(self) -> bool:
+        """As a trainer's, and also while a change compiles (the page keeps refreshing)."""
+        return super().busy or self.changing
+
+    @property
+    def changing(self) -> bool:
+        """True while a change's new layout compiles (the runs go on meanwhile)."""
+        return self._change is not None and not self._change.done
+
+    @property
+    def change_error(self) -> Optional[str]:
+        """Why the last change failed, if it did."""
+        return self._change.error if self._change is not None else None
+
+    def add(self, config):
+        """Add a run (from step 0) while the others go on; returns it. Raises ConfigError (a
+        bad setting, or a full comparison), the set unchanged."""
+        return self._swap(lambda s: s.add(config))
+
+    def drop(self, number: int):
+        """Remove the run numbered ``number`` while the others go on; returns it. Raises
+        ConfigError for the last run, the set unchanged."""
+        with self._lock:
+            index = next((i for i, r in enumerate(self.run.runs) if self._numbers.get(r) == number), None)
+        if index is None:
+            raise ConfigError("runs", f"there is no run #{number} in this comparison")
+        return self._swap(lambda s: s.drop(index))
+
+    def number_of(self, run) -> int:
+        """The page's number of a member."""
+        with self._lock:
+            return self._numbers[run]
+
+    # -- density of 2-D latents -------------------------------------------------------------
+    def _prepare_density(self, state) -> None:
+        """q's density for every member with a 2-D latent, here in the trainer thread."""
+        self._density_at = time.monotonic()
+        with self._lock:
+            runs = [r for r in self.run.runs if r.family.dim > 1]
+        fresh = {r: (r.state, density_data(r)) for r in runs}
+        with self._lock:
+            self._densities.update({r: v for r, v in fresh.items() if r.state is v[0]})
+
+    def _density_of(self, run) -> dict:
+        """q's density of a member with a 2-D latent for the page (caller holds the lock)."""
+        if run.family.dim < 2:
+            return {}
+        self._densities[run] = self._density_shown(self._densities.get(run), run)
+        return self._densities[run][1]
+
+    # -- reading (UI thread) ----------------------------------------------------------------
+    def record(self) -> dict:
+        """{"runs": every member's record, in order}, read consistently under the lock."""
+        with self._lock:
+            return {"runs": self.run.records(), "labels": self.run.labels}
+
+    def snapshot(self, *, diagnosis: bool = True, density: bool = True) -> SetSnapshot:
+        """A consistent copy of the comparison; ``diagnosis`` adds every member's stall
+        verdicts, ``density`` the q-against-posterior data of 2-D latents."""
+        with self._lock:
+            self._last_seen = time.monotonic()
+            s = self.run
+            status = self.status()
+            if status is Status.COMPILING:
+                self._compile_seen = self._compile_seen or time.monotonic()
+            else:
+                self._compile_seen = None
+            entries = set_entries(s.runs, s.labels, numbers=[self._numbers[r] for r in s.runs],
+                                  colors=[self._colors[r] for r in s.runs], diagnosis=diagnosis,
+                                  density=self._density_of if density else None)
+            groups = s.layout.groups
+            return SetSnapshot(
+                step=s.step, status=status, entries=entries, runs=len(s.runs), groups=len(groups),
+                batched=sum(len(g.members) for g in groups if g.vectorized), steps_per_s=self.live_steps_per_s(),
+                compile_s=s.compile_s, compiling_s=time.monotonic() - self._compile_seen if self._compile_seen else None,
+                error=self.error, full=len(s.runs) >= MAX_RUNS,
             )

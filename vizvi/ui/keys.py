@@ -27,6 +27,24 @@ RACE_ESTIMATORS = "w_race-estimators"  # the estimators chosen to race
 RACE_SETTINGS = "race_settings"  # the URL-form settings the current race was made with
 RACE_CSV_TEXT = "race_csv_text"  # the CSV text the current race was made with
 
+COMPARE_TRAINER = "compare_trainer"  # the session's comparison (a SetTrainer)
+COMPARE_PREPARING = "compare_preparing"  # a comparison being prepared in the background
+COMPARE_SETTINGS = "compare_settings"  # the URL-form base settings the current comparison was made with
+COMPARE_CSV_TEXT = "compare_csv_text"  # the CSV text the current comparison was made with
+COMPARE_QUERY_LOADED = "compare_qp_loaded"  # the compare page's URL query has been read (first visit of a session)
+COMPARE_QUERY_MESSAGES = "compare_qp_messages"  # what was wrong with it
+COMPARE_AUTOSTART = "compare_autostart"  # a link named a comparison: start it on this run
+COMPARE_PRESET = "compare_preset"  # the preset the definition comes from (None: base + varied settings)
+COMPARE_PRESET_SIGNATURE = "compare_preset_signature"  # the widgets as the preset set them (a change leaves it)
+COMPARE_DRAFT = "compare_draft"  # the runs to compare (RunConfigs), as defined and edited on the page
+COMPARE_DRAFT_SIGNATURE = "compare_draft_signature"  # the definition the draft was built from
+COMPARE_DRAFT_VERSION = "compare_draft_version"  # bumped whenever the draft changes (a fresh table editor)
+COMPARE_STARTED = "compare_started"  # the draft the current comparison was made from
+COMPARE_MESSAGES = "compare_messages"  # what a callback (drop, duplicate, fix) has to say on the next run
+COMPARE_DUPLICATE_RUN = "w_compare-duplicate-run"  # duplicate-and-edit: which run
+COMPARE_DUPLICATE_SETTING = "w_compare-duplicate-setting"  # ... which setting
+COMPARE_DUPLICATE_VALUE = "w_compare-duplicate-value"  # ... its new value
+
 
 def widget(flag: str, group: str = "") -> str:
     """The widget key of a setting (by its flag or name: ``variance-every`` -> ``w_variance-every``);
@@ -48,3 +66,13 @@ def upload(model: str) -> str:
 def try_suggestion(param: str) -> str:
     """The key of the "Try this" button of a parameter's stall banner."""
     return f"try_{param}"
+
+
+def compare_vary(row: int, part: str) -> str:
+    """The widget key of row ``row`` of the compare page's varied settings (``part``: setting, values)."""
+    return f"w_compare-vary-{part}-{row}"
+
+
+def compare_table(version: int) -> str:
+    """The key of the compare page's table editor for draft ``version`` (a new draft: a fresh editor)."""
+    return f"compare-table-{version}"

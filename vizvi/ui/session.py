@@ -23,7 +23,7 @@ from vizvi.errors import ConfigError
 from vizvi.models import MODELS
 from vizvi.settings import Role
 from vizvi.ui import controls, keys
-from vizvi.worker import SPEEDS, BackgroundCall, RaceTrainer, Trainer
+from vizvi.worker import SPEEDS, BackgroundCall, RaceTrainer, SetTrainer, Trainer
 
 PREPARE_WAIT_S = 3.0  # a script run waits this long for a new run before showing it as preparing
 
@@ -34,7 +34,8 @@ def _ss():
 
 class Slot(NamedTuple):
     """Where a session keeps one kind of training: its trainer, what is being prepared for
-    it, and the settings and data it was made with (the run page's run; the lab's race)."""
+    it, and the settings and data it was made with (the run page's run; the lab's race; the
+    compare page's set of runs)."""
 
     trainer: str  # session-state keys
     preparing: str
@@ -45,6 +46,7 @@ class Slot(NamedTuple):
 
 RUN = Slot(keys.TRAINER, keys.PREPARING, keys.RUN_SETTINGS, keys.RUN_CSV_TEXT, Trainer)
 RACE = Slot(keys.RACE_TRAINER, keys.RACE_PREPARING, keys.RACE_SETTINGS, keys.RACE_CSV_TEXT, RaceTrainer)
+COMPARE = Slot(keys.COMPARE_TRAINER, keys.COMPARE_PREPARING, keys.COMPARE_SETTINGS, keys.COMPARE_CSV_TEXT, SetTrainer)
 
 
 def trainer(slot: Slot = RUN) -> Optional[Trainer]:
@@ -145,6 +147,22 @@ def start(slot: Slot = RUN) -> None:
         prep.start_when_ready = True
     elif trainer(slot) is not None:
         trainer(slot).start()
+
+
+def drive(slot: Slot, action) -> Optional[Trainer]:
+    """Give the trainer in ``slot`` the current speed and the buttons' ``action`` (a
+    ``panels.Action``: start, pause or step; a Start while preparing starts what is prepared);
+    returns the trainer, if there is one."""
+    t = trainer(slot)
+    if t is not None:
+        t.set_speed(speed())
+        if action is not None and action.value == "start":
+            start(slot)
+        elif action is not None and action.value == "pause":
+            t.pause()
+        elif action is not None and action.value == "step":
+            t.step()
+    return t
 
 
 def _structural_problem() -> Optional[str]:

@@ -6,6 +6,7 @@ from vizvi import estimators, optimizers
 from vizvi.families import FAMILIES, families_for
 from vizvi.models import MODELS
 from vizvi.parameterizations import PARAMETERIZATIONS
+from vizvi.presets import PRESETS
 from vizvi.ui.demos import DEMOS, LAB_DEMOS
 
 st.title("Guide")
@@ -13,6 +14,8 @@ st.markdown("**Try these** (each link opens the run page with the demo's setting
             + "\n".join(f"- [{title}](/?{query})" for title, query in DEMOS))
 st.markdown("**In the estimator lab** (the variance explorer and the estimator race):\n\n"
             + "\n".join(f"- [{title}](/lab?{query})" for title, query in LAB_DEMOS))
+st.markdown("**Compare runs** (each preset opens and starts with one click; its story is above its charts):\n\n"
+            + "\n".join(f"- [{p.title}](/compare?preset={p.name}): {len(p.configs())} runs" for p in PRESETS.values()))
 st.markdown(
     "vizvi maximises the ELBO, **E_q[log p(x, z) − log q(z)]**, by stochastic gradient ascent on the parameters "
     "of q and shows every quantity as it changes. The **ELBO** chart approaches the log evidence from below; the "

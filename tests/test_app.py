@@ -268,6 +268,9 @@ def test_guide_page_renders(open_app):
     assert [s.value for s in at.subheader] == ["Models", "Variational families", "Gradient estimators", "Optimizers",
                                                 "Parameterizations of positive parameters", "Diagnosis"]
     assert not chart_payloads(at)
+    links = " ".join(m.value for m in at.markdown)
+    for name in ("gamma-stall", "score-vs-pathwise", "mean-field-vs-full-rank", "robbins-monro"):
+        assert f"(/compare?preset={name})" in links
 
 
 def test_returning_from_the_guide_keeps_the_run_and_the_settings(open_app):

@@ -14,6 +14,7 @@ pages = [
     st.Page("app_pages/run.py", title="Run", icon=":material/monitoring:", default=True),
     st.Page("app_pages/lab.py", title="Estimator lab", icon=":material/science:"),
     st.Page("app_pages/compare.py", title="Compare runs", icon=":material/compare:"),
+    st.Page("app_pages/landscape.py", title="ELBO landscape", icon=":material/landscape:"),
     st.Page("app_pages/guide.py", title="Guide", icon=":material/menu_book:"),
 ]
 st.navigation(pages).run()

@@ -16,6 +16,8 @@ st.markdown("**In the estimator lab** (the variance explorer and the estimator r
             + "\n".join(f"- [{title}](/lab?{query})" for title, query in LAB_DEMOS))
 st.markdown("**Compare runs** (each preset opens and starts with one click; its story is above its charts):\n\n"
             + "\n".join(f"- [{p.title}](/compare?preset={p.name}): {len(p.configs())} runs" for p in PRESETS.values()))
+st.markdown("**The ELBO landscape**: [the Gamma stall's valley in log coordinates](/landscape?coordinates=log), "
+            "[the same paths in natural coordinates](/landscape?coordinates=natural).")
 st.markdown(
     "vizvi maximises the ELBO, **E_q[log p(x, z) − log q(z)]**, by stochastic gradient ascent on the parameters "
     "of q and shows every quantity as it changes. The **ELBO** chart approaches the log evidence from below; the "

@@ -213,6 +213,28 @@ def open_app():
         close_trainers(at)
 
 
+def opening_page(open_app, page: str, title: str, end):
+    """The body of a page's fixture: yields ``_open(query=None)``, which starts a fresh session
+    with ``query`` as its URL on ``page`` (its title checked); afterwards ``end(at)`` ends each
+    session's background work (a session that failed early may have none)."""
+    made = []
+
+    def _open(query: dict | None = None):
+        at = open_app(query, run=False)
+        made.append(at)
+        at.switch_page(page).run()
+        assert_no_exception(at)
+        assert [t.value for t in at.title] == [title]
+        return at
+
+    yield _open
+    for at in made:
+        try:
+            end(at)
+        except Exception:  # noqa: BLE001 - a test that failed early may have no session
+            pass
+
+
 # -- Streamlit internals the app depends on -----------------------------------------------------
 def test_keras_reset_hook_still_exists_and_is_replaced(open_app):
     """runtime.keep_tensorflow_state_across_reruns patches a private Streamlit function: if Streamlit

@@ -24,6 +24,7 @@ from tests.test_app import (  # noqa: F401 - the fixtures are used by name
     errors,
     infos,
     open_app,
+    opening_page,
     prepare_within_the_script_run,
     series,
     wait_until,
@@ -63,23 +64,8 @@ def settled(at) -> bool:
 def open_compare(open_app):  # noqa: F811 - the fixture imported above
     """``open_compare(query=None)``: a fresh session started on the compare page; its
     comparison's trainer is closed afterwards."""
-    made = []
-
-    def _open(query: dict | None = None):
-        at = open_app(query, run=False)
-        made.append(at)
-        at.switch_page(PAGE).run()
-        assert_no_exception(at)
-        assert [t.value for t in at.title] == ["Compare runs"]
-        return at
-
-    yield _open
-    for at in made:
-        try:
-            if has_set(at):
-                set_trainer(at).close()
-        except Exception:  # noqa: BLE001 - a test that failed early may have no session
-            pass
+    yield from opening_page(open_app, PAGE, "Compare runs",
+                            lambda at: set_trainer(at).close() if has_set(at) else None)
 
 
 def test_page_renders_presets_definition_and_buttons(open_compare):

@@ -25,6 +25,7 @@ from tests.test_app import (  # noqa: F401 - the fixtures are used by name
     errors,
     infos,
     open_app,
+    opening_page,
     prepare_within_the_script_run,
     type_bad_value,
     wait_until,
@@ -126,19 +127,7 @@ def _end_background_work(at) -> None:
 def open_lab(open_app):  # noqa: F811 - the fixture imported above
     """``open_lab(query=None)``: a fresh session started on the lab page with ``query`` as its
     URL, run once; its background work is ended afterwards."""
-    made = []
-
-    def _open(query: dict | None = None):
-        at = open_app(query, run=False)
-        made.append(at)
-        at.switch_page(LAB_PAGE).run()
-        assert_no_exception(at)
-        assert [t.value for t in at.title] == ["Estimator lab"]
-        return at
-
-    yield _open
-    for at in made:
-        _end_background_work(at)
+    yield from opening_page(open_app, LAB_PAGE, "Estimator lab", _end_background_work)
 
 
 # -- 1. the explorer with its defaults -----------------------------------------------------------

@@ -290,3 +290,54 @@ LAB_SETTINGS = (
 del S
 LAB_SETTING = {s.name: s for s in LAB_SETTINGS}
 LAB_RUN_SETTINGS = tuple(s for s in LAB_SETTINGS if s.role is not Role.VIEW)  # LabConfig's fields
+
+
+# -- the ELBO landscape's settings -------------------------------------------------------------
+def _coordinates():
+    from vizvi.landscape import Coordinates
+
+    return [c.value for c in Coordinates]
+
+
+def _elbo_methods():
+    from vizvi.landscape import ElboMethod
+
+    return [m.value for m in ElboMethod]
+
+
+MAX_GRID = 200
+MAX_GRID_SAMPLES = 10_000
+
+# Structural: the paths (a change needs new runs); view: only the contour and how it is drawn
+# (a change recomputes the grid or redraws, never retrains).
+S, V = Role.STRUCTURAL, Role.VIEW
+LANDSCAPE_SETTINGS = (
+    Setting("model", Kind.CHOICE, "poisson-gamma", "Model", "target model (the landscape needs a 1-D latent)", S,
+            choices=_models),
+    Setting("family", Kind.CHOICE, None, "Family", "2-parameter variational family (default: the model's)", S,
+            choices=_families),
+    Setting("init", Kind.TEXT, None, "Start (initial values)",
+            "name=value,...: the constrained values every path starts from", S),
+    Setting("parameterization", Kind.CHOICE, "softplus", "Parameterization the optimizers step in",
+            "how the runs map positive parameters to the unconstrained values the optimizers move", S,
+            choices=_parameterizations),
+    Setting("optimizers", Kind.TEXT, "adam,sgd,natural", "Optimizers", "the optimizers whose paths are drawn, "
+            "comma-separated", S, choices=_optimizers),
+    Setting("lr", Kind.TEXT, "", "Learning rates", "optimizer:rate,... (an optimizer not named takes its default)", S),
+    Setting("samples", Kind.INT, 16, "Gradient samples per step", "Monte Carlo samples of every path's pathwise gradient "
+            "estimate", S, lo=1, hi=MAX_SAMPLES),
+    Setting("steps", Kind.INT, 20_000, "Steps per path", "optimisation steps of every path", S, lo=1, hi=MAX_STEPS),
+    Setting("seed", Kind.INT, 0, "Seed", "seed of the data, the paths' Monte Carlo draws and the grid's common draws",
+            S, lo=0, hi=MAX_SEED),
+    Setting("speed", Kind.CHOICE, "200", "Speed (steps per update)", "steps per update of the paths ('max': as fast as "
+            "it goes)", V, choices=_speeds),
+    Setting("coordinates", Kind.CHOICE, "softplus", "Coordinates", "the coordinates of the contour's axes and the paths",
+            V, choices=_coordinates),
+    Setting("grid", Kind.INT, 60, "Grid points per axis", "resolution of the ELBO grid", V, lo=10, hi=MAX_GRID),
+    Setting("elbo", Kind.CHOICE, "exact", "ELBO on the grid", "exact: the closed form where the model and family have "
+            "one; mc: a Monte Carlo estimate with common random numbers", V, choices=_elbo_methods),
+    Setting("mc_samples", Kind.INT, 256, "Monte Carlo samples per grid point", "common draws shared by every grid point",
+            V, lo=2, hi=MAX_GRID_SAMPLES),
+)
+del S, V
+LANDSCAPE_SETTING = {s.name: s for s in LANDSCAPE_SETTINGS}

@@ -17,7 +17,7 @@ from vizvi.errors import ConfigError
 from vizvi.families import FAMILIES, families_for, parse_init_spec
 from vizvi.models import MODELS
 from vizvi.parameterizations import PARAMETERIZATIONS
-from vizvi.settings import LAB_SETTING, RUN_SETTINGS, SETTING, URL_SETTINGS, Kind, Role, Setting
+from vizvi.settings import LAB_SETTING, LANDSCAPE_SETTING, RUN_SETTINGS, SETTING, URL_SETTINGS, Kind, Role, Setting
 from vizvi.ui import keys
 
 INIT_MODES = {"values": "set", "prior": "prior", "random": "random"}  # mode -> its label
@@ -27,7 +27,7 @@ def _ss():
     return st.session_state
 
 
-REGISTRIES = {"": SETTING, keys.LAB: LAB_SETTING}  # widget group -> its settings table
+REGISTRIES = {"": SETTING, keys.LAB: LAB_SETTING, keys.LANDSCAPE: LANDSCAPE_SETTING}  # widget group -> its settings table
 
 
 def widget_value(name: str, default=None, group: str = ""):

@@ -76,3 +76,10 @@ def compare_vary(row: int, part: str) -> str:
 def compare_table(version: int) -> str:
     """The key of the compare page's table editor for draft ``version`` (a new draft: a fresh editor)."""
     return f"compare-table-{version}"
+
+# The ELBO landscape page (vizvi.ui.landscape)
+LANDSCAPE = "landscape"  # the widget group of the landscape's settings (their flags reuse run flags' names)
+LANDSCAPE_STATE = "landscape_state"  # the session's LandscapeState
+LANDSCAPE_QUERY_LOADED = "landscape_qp_loaded"  # the page's URL query has been read (first landscape run of a session)
+LANDSCAPE_QUERY_MESSAGES = "landscape_qp_messages"  # what was wrong with it
+LANDSCAPE_REFRESHING = "landscape_refreshing"  # the panel was drawn refreshing (a stop then needs a full rerun)

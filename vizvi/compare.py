@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import threading
 import time
 from typing import Iterable, NamedTuple, Optional, Sequence
 
@@ -34,7 +33,7 @@ from vizvi._tf import tf
 
 from vizvi.engine import (
     CHUNK_STEPS, ChunkInfo, CompiledChunks, EngineState, Fault, PendingChunk, Run, RunConfig, StepInputs,
-    StructuralKey, Telemetry, chunk, chunk_signature, make_problem, step, step_info_signature, telemetry_buffers,
+    StructuralKey, Telemetry, built_once, chunk, chunk_signature, make_problem, step, step_info_signature, telemetry_buffers,
     validate, variance_due,
 )
 from vizvi.errors import ConfigError
@@ -179,16 +178,7 @@ def build_set_fn(layout_shape: tuple):
     return tf.function(set_chunk, jit_compile=True, autograph=False, input_signature=[tuple(specs)])
 
 
-_CACHE: dict = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def get_set_fn(layout_shape: tuple):
-    """The shared compiled function for a set laid out as ``layout_shape``; built once per process."""
-    with _CACHE_LOCK:
-        if layout_shape not in _CACHE:
-            _CACHE[layout_shape] = build_set_fn(layout_shape)
-        return _CACHE[layout_shape]
+get_set_fn = built_once(build_set_fn)  # the compiled call per Layout.shape
 
 
 class SetPending(NamedTuple):

@@ -388,16 +388,24 @@ def chunk_signature(problem: Problem):
     return state_spec, inputs_spec
 
 
-_CACHE: dict = {}
-_CACHE_LOCK = threading.Lock()
+def built_once(build: Callable) -> Callable:
+    """``build(key)`` memoised for the process: one compiled function per key, shared by every
+    session (it holds no per-user state). Under a lock, so a second caller waits for the first
+    build rather than compiling the same program again."""
+    cache: dict = {}
+    lock = threading.Lock()
+
+    def get(key):
+        with lock:
+            if key not in cache:
+                cache[key] = build(key)
+            return cache[key]
+
+    get.__doc__ = f"``{build.__name__}(key)``, built once per process and shared."
+    return get
 
 
-def get_chunk_fn(key: StructuralKey):
-    """The shared compiled chunk function (and optimizer) for ``key``; built once per process."""
-    with _CACHE_LOCK:
-        if key not in _CACHE:
-            _CACHE[key] = build_chunk_fn(key)
-        return _CACHE[key]
+get_chunk_fn = built_once(build_chunk_fn)  # (compiled chunk, optimizer) per StructuralKey
 
 
 class PendingChunk(NamedTuple):

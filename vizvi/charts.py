@@ -50,7 +50,7 @@ def thin(steps: np.ndarray, limit: int = MAX_POINTS) -> np.ndarray:
     return np.unique(nearest)
 
 
-def _list(a) -> np.ndarray:
+def wire_values(a) -> np.ndarray:
     """float32 values with non-finite ones as NaN (Plotly draws a gap). Kept as numpy: the live
     chart sends arrays as compact typed arrays, and float32 (7 digits, plenty for a screen)
     halves the bytes of every update."""
@@ -59,7 +59,7 @@ def _list(a) -> np.ndarray:
     return a
 
 
-def _steps(steps: np.ndarray, idx: np.ndarray) -> np.ndarray:
+def step_numbers(steps: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """Step numbers as int32 (runs stay far below 2^31 steps)."""
     return np.asarray(steps)[idx].astype(np.int32)
 
@@ -99,7 +99,9 @@ def smooth(y: np.ndarray, method: str = "ema", span: int = 50) -> np.ndarray:
     raise ValueError(f"unknown smoother {method!r}; choose one of {SMOOTHERS}")
 
 
-def _base_layout(title: str, key: str, height: int = 300) -> dict:
+def base_layout(title: str, key: str, height: int = 300) -> dict:
+    """The layout every vizvi chart starts from: its title, ``uirevision`` (zoom kept across
+    updates) and height."""
     return {
         "title": {"text": title, "x": 0.01, "font": {"size": 15}},
         "uirevision": key,
@@ -112,7 +114,7 @@ def _base_layout(title: str, key: str, height: int = 300) -> dict:
     }
 
 
-def _figure(data: list, layout: dict) -> dict:
+def plotly_figure(data: list, layout: dict) -> dict:
     """The figure dict, with every axis set to skip plotly.js's tick-label overflow check, and
     every titled y axis set to keep its title clear of its tick labels.
 
@@ -228,7 +230,7 @@ def elbo_figure(snap, method: str = "ema", span: int = 50, log_axes: bool = Fals
     ref = snap.reference
     kind = "exact" if ref.kind == "exact" else "grid"
     if log_axes:
-        # Gaps in float64 before _list's float32: the evidence can be -1e4 and the gap 1e-3.
+        # Gaps in float64 before wire_values's float32: the evidence can be -1e4 and the gap 1e-3.
         raw, smooth_y = ref.log_evidence - elbo, ref.log_evidence - smoothed
         # A single estimate (or a short average) can exceed the log evidence by noise, and a
         # grid reference is itself approximate: such gaps <= 0 have no place on a log axis.
@@ -238,22 +240,22 @@ def elbo_figure(snap, method: str = "ema", span: int = 50, log_axes: bool = Fals
     else:
         raw, smooth_y = elbo, smoothed
     data = [
-        {"type": "scatter", "mode": "lines", "name": "estimate", "x": _steps(steps, idx), "y": _list(raw[idx]),
+        {"type": "scatter", "mode": "lines", "name": "estimate", "x": step_numbers(steps, idx), "y": wire_values(raw[idx]),
          "line": {"color": "#a5b4fc", "width": 1}},
-        {"type": "scatter", "mode": "lines", "name": f"{label} (span {span})", "x": _steps(steps, idx),
-         "y": _list(smooth_y[idx]), "line": {"color": COLORS[0], "width": 2.5}},
+        {"type": "scatter", "mode": "lines", "name": f"{label} (span {span})", "x": step_numbers(steps, idx),
+         "y": wire_values(smooth_y[idx]), "line": {"color": COLORS[0], "width": 2.5}},
     ]
     if log_axes:
         # E[log evidence − ELBO estimate] = KL(q ‖ posterior) exactly (≈ with a grid reference).
         approx = "=" if kind == "exact" else "≈"
         evidence = "log evidence" if kind == "exact" else "log evidence (grid)"
-        layout = _base_layout(f"ELBO gap: {evidence} − ELBO {approx} KL(q ‖ posterior), log scale", "elbo-log")
+        layout = base_layout(f"ELBO gap: {evidence} − ELBO {approx} KL(q ‖ posterior), log scale", "elbo-log")
         # A fresh uirevision (above): a zoom kept from the linear ELBO axis would be read as
         # powers of ten here. No fixed range: a log axis shows early and late gaps together.
         # The axis title is short enough for a 300 px chart; the chart title says the rest.
         layout["yaxis"] = {"type": "log", "autorange": True, "title": {"text": "log evidence − ELBO (nats)"}}
     else:
-        layout = _base_layout("ELBO", "elbo")
+        layout = base_layout("ELBO", "elbo")
     if len(steps) and not log_axes:
         data.append({"type": "scatter", "mode": "lines", "name": f"log evidence ({kind})",
                      "x": [int(steps[0]), int(steps[-1])], "y": [ref.log_evidence, ref.log_evidence],
@@ -266,10 +268,10 @@ def elbo_figure(snap, method: str = "ema", span: int = 50, log_axes: bool = Fals
         layout["yaxis"] = {"range": [lo - pad, hi + pad], "title": {"text": "nats"}}
     shapes, annotations = _event_shapes(snap.events, x_span=_x_span(steps))
     layout["shapes"], layout["annotations"] = shapes, annotations
-    return _figure(data, layout)
+    return plotly_figure(data, layout)
 
 
-def _stacked_axes(layout: dict, n: int, gap: float = 0.06) -> None:
+def stack_axes(layout: dict, n: int, gap: float = 0.06) -> None:
     """n vertically stacked y-axes sharing the x-axis (no make_subplots: no template payload)."""
     height = (1.0 - gap * (n - 1)) / n
     for k in range(n):
@@ -282,7 +284,7 @@ def _stacked_axes(layout: dict, n: int, gap: float = 0.06) -> None:
             del layout["xaxis"]["matches"]
 
 
-def _log_scalable(values: np.ndarray, optimum: Optional[float]) -> bool:
+def log_scalable(values: np.ndarray, optimum: Optional[float]) -> bool:
     """Whether a panel can go on a log axis: some finite values, all of them (and the optimum) > 0."""
     finite = values[np.isfinite(values)]
     return finite.size > 0 and bool(np.all(finite > 0)) and (optimum is None or optimum > 0)
@@ -302,18 +304,18 @@ def params_figure(snap, log_axes: bool = False) -> dict:
     idx = thin(steps)
     n = len(names)
     # A fresh uirevision with log axes: a zoom kept from a linear panel would be read as powers of ten.
-    layout = _base_layout("Variational parameters", "params-log" if log_axes else "params", height=max(300, 150 * n))
-    _stacked_axes(layout, n)
+    layout = base_layout("Variational parameters", "params-log" if log_axes else "params", height=max(300, 150 * n))
+    stack_axes(layout, n)
     data = []
     for k, name in enumerate(names):
         suffix = "" if k == 0 else str(k + 1)
-        data.append({"type": "scatter", "mode": "lines", "name": name, "x": _steps(steps, idx),
-                     "y": _list(theta[idx, k]) if len(idx) else [], "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
+        data.append({"type": "scatter", "mode": "lines", "name": name, "x": step_numbers(steps, idx),
+                     "y": wire_values(theta[idx, k]) if len(idx) else [], "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
                      "line": {"color": COLORS[k % len(COLORS)], "width": 2}})
         title = name
         if log_axes:
             optimum = float(snap.optimum[k]) if snap.optimum is not None else None
-            if _log_scalable(theta[:, k] if len(theta) else np.zeros(0), optimum):
+            if log_scalable(theta[:, k] if len(theta) else np.zeros(0), optimum):
                 layout[f"yaxis{suffix}"].update({"type": "log", "autorange": True})
                 title = f"{name} (log)"
             else:
@@ -331,7 +333,7 @@ def params_figure(snap, log_axes: bool = False) -> dict:
                 trace["name"] = "optimum (exact)" if trace["showlegend"] else trace["name"]
     shapes, annotations = _event_shapes(snap.events, n, _x_span(steps))
     layout["shapes"], layout["annotations"] = shapes, annotations
-    return _figure(data, layout)
+    return plotly_figure(data, layout)
 
 
 def grads_figure(snap, span: int = 50) -> dict:
@@ -345,13 +347,13 @@ def grads_figure(snap, span: int = 50) -> dict:
         g = grad[:, k] if len(grad) else np.zeros(0)
         # The EMA carries the magnitude; the noise around it is what the variance chart shows
         # (a raw trace per parameter doubled the browser's drawing time per update).
-        data.append({"type": "scatter", "mode": "lines", "name": name, "x": _steps(steps, idx),
-                     "y": _list(np.maximum(smooth(g, "ema", span)[idx], 1e-300)) if len(g) else [],
+        data.append({"type": "scatter", "mode": "lines", "name": name, "x": step_numbers(steps, idx),
+                     "y": wire_values(np.maximum(smooth(g, "ema", span)[idx], 1e-300)) if len(g) else [],
                      "line": {"color": COLORS[k % len(COLORS)], "width": 2.5}})
-    layout = _base_layout(f"|gradient| of the optimised (unconstrained) values, EMA span {span}", "grads")
+    layout = base_layout(f"|gradient| of the optimised (unconstrained) values, EMA span {span}", "grads")
     layout["yaxis"] = {"type": "log", "title": {"text": "|gradient|"}}
     layout["shapes"], layout["annotations"] = _event_shapes(snap.events, x_span=_x_span(steps))
-    return _figure(data, layout)
+    return plotly_figure(data, layout)
 
 
 def setting_over_steps(snap, name: str, steps: np.ndarray) -> list:
@@ -386,8 +388,8 @@ def variance_figure(snap, per_evaluation: bool = False) -> dict:
     steps = np.asarray(v.get("step", []))
     idx = thin(steps)
     unit = "per target evaluation" if per_evaluation else "per gradient estimate"
-    layout = _base_layout(f"Gradient estimator: variance and signal-to-noise ratio, {unit}", "variance", height=380)
-    _stacked_axes(layout, 2, gap=0.1)
+    layout = base_layout(f"Gradient estimator: variance and signal-to-noise ratio, {unit}", "variance", height=380)
+    stack_axes(layout, 2, gap=0.1)
     layout["yaxis"].update({"type": "log", "title": {"text": "variance x evaluations" if per_evaluation else "variance"}})
     layout["yaxis2"].update({"type": "log", "title": {"text": "SNR / sqrt(evaluations)" if per_evaluation else "SNR |mean|/sd"}})
     cost = evaluations_per_estimate(snap, steps[idx]) if per_evaluation else np.ones(len(idx))
@@ -397,20 +399,20 @@ def variance_figure(snap, per_evaluation: bool = False) -> dict:
         var = np.asarray(v.get("grad_variance", np.zeros((0, len(snap.names)))))
         snr = np.asarray(v.get("grad_snr", np.zeros((0, len(snap.names)))))
         data.append({"type": "scatter", "mode": "lines", "name": name, "legendgroup": name,
-                     "x": _steps(steps, idx), "y": _list(var[idx, k] * cost) if len(idx) else [],
+                     "x": step_numbers(steps, idx), "y": wire_values(var[idx, k] * cost) if len(idx) else [],
                      "line": {"color": color, "width": 1.5}})
         data.append({"type": "scatter", "mode": "lines", "name": f"{name} SNR", "legendgroup": name,
-                     "showlegend": False, "x": _steps(steps, idx), "y": _list(snr[idx, k] / np.sqrt(cost)) if len(idx) else [],
+                     "showlegend": False, "x": step_numbers(steps, idx), "y": wire_values(snr[idx, k] / np.sqrt(cost)) if len(idx) else [],
                      "xaxis": "x2", "yaxis": "y2", "marker": {"size": 3}, "line": {"color": color, "width": 1.5}})
     if len(steps):
         data.append({"type": "scatter", "mode": "lines", "name": "SNR 0.1", "x": [int(steps[0]), int(steps[-1])],
                      "y": [0.1, 0.1], "xaxis": "x2", "yaxis": "y2", "line": {"color": EXACT_COLOR, "dash": "dot", "width": 1}})
     shapes, annotations = _event_shapes(snap.events, 2, _x_span(steps))
     layout["shapes"], layout["annotations"] = shapes, annotations
-    return _figure(data, layout)
+    return plotly_figure(data, layout)
 
 
-def _legend_below_axis_title(layout: dict) -> None:
+def legend_below_axis_title(layout: dict) -> None:
     """The legend at the figure's bottom edge, under the x-axis title rather than on it."""
     layout["legend"].update({"yref": "container", "y": 0, "yanchor": "bottom"})
     layout["margin"]["b"] = 80
@@ -421,30 +423,30 @@ def density_figure(snap) -> dict:
     d = snap.density
     latent = d.get("latent", "z")
     if d.get("kind") == "1d":
-        data = [{"type": "scatter", "mode": "lines", "name": "q (current)", "x": _list(d["z"]), "y": _list(d["q"]),
+        data = [{"type": "scatter", "mode": "lines", "name": "q (current)", "x": wire_values(d["z"]), "y": wire_values(d["q"]),
                  "line": {"color": COLORS[0], "width": 2.5}}]
         if d.get("exact") is not None:
-            data.append({"type": "scatter", "mode": "lines", "name": "exact posterior", "x": _list(d["z"]),
-                         "y": _list(d["exact"]), "line": {"color": EXACT_COLOR, "dash": "dash", "width": 2}})
-        layout = _base_layout("q against the exact posterior", "density")
+            data.append({"type": "scatter", "mode": "lines", "name": "exact posterior", "x": wire_values(d["z"]),
+                         "y": wire_values(d["exact"]), "line": {"color": EXACT_COLOR, "dash": "dash", "width": 2}})
+        layout = base_layout("q against the exact posterior", "density")
         layout["xaxis"] = {"title": {"text": latent}}
         layout["yaxis"] = {"title": {"text": "density"}}
-        _legend_below_axis_title(layout)
-        return _figure(data, layout)
+        legend_below_axis_title(layout)
+        return plotly_figure(data, layout)
     ref_name = "reference posterior (grid)" if d.get("exact_is_grid") else "exact posterior"
     data = [
-        {"type": "contour", "name": ref_name, "x": _list(d["x"]), "y": _list(d["y"]), "z": _list(d["exact"]),
+        {"type": "contour", "name": ref_name, "x": wire_values(d["x"]), "y": wire_values(d["y"]), "z": wire_values(d["exact"]),
          "contours": {"coloring": "lines"}, "line": {"width": 1.5, "dash": "dash"}, "colorscale": [[0, EXACT_COLOR], [1, EXACT_COLOR]],
          "showscale": False, "ncontours": 8, "showlegend": True},
-        {"type": "contour", "name": "q (current)", "x": _list(d["x"]), "y": _list(d["y"]), "z": _list(d["q"]),
+        {"type": "contour", "name": "q (current)", "x": wire_values(d["x"]), "y": wire_values(d["y"]), "z": wire_values(d["q"]),
          "contours": {"coloring": "lines"}, "line": {"width": 2}, "colorscale": [[0, COLORS[0]], [1, COLORS[0]]],
          "showscale": False, "ncontours": 8, "showlegend": True},
     ]
-    layout = _base_layout(f"q against the {ref_name}", "density", height=360)
+    layout = base_layout(f"q against the {ref_name}", "density", height=360)
     layout["xaxis"] = {"title": {"text": f"{latent}[0]"}}
     layout["yaxis"] = {"title": {"text": f"{latent}[1]"}}
-    _legend_below_axis_title(layout)
-    return _figure(data, layout)
+    legend_below_axis_title(layout)
+    return plotly_figure(data, layout)
 
 
 def all_figures(snap, method: str = "ema", span: int = 50, log_axes: bool = False, per_evaluation: bool = False) -> dict:
@@ -494,13 +496,13 @@ def race_elbo_figure(snap, method: str = "ema", span: int = 50) -> dict:
             continue
         smoothed = smooth(np.asarray(entry.series["elbo"], dtype=float), method, span)
         idx = thin(steps)
-        data.append(_race_line(entry, entry.estimator, _steps(steps, idx), _list(smoothed[idx]), 0, True))
+        data.append(_race_line(entry, entry.estimator, step_numbers(steps, idx), wire_values(smoothed[idx]), 0, True))
         tail = smoothed[len(smoothed) // 10:]
         lo, hi = min(lo, float(np.nanmin(tail))), max(hi, float(np.nanmax(tail)))
         first = int(steps[0]) if first is None else min(first, int(steps[0]))
         last = int(steps[-1]) if last is None else max(last, int(steps[-1]))
     label = "EMA" if method == "ema" else "moving average"
-    layout = _base_layout(f"ELBO by estimator ({label}, span {span})", "race-elbo")
+    layout = base_layout(f"ELBO by estimator ({label}, span {span})", "race-elbo")
     ref = snap.reference
     if first is not None:
         data.append({"type": "scatter", "mode": "lines", "name": f"log evidence ({'exact' if ref.kind == 'exact' else 'grid'})",
@@ -510,14 +512,14 @@ def race_elbo_figure(snap, method: str = "ema", span: int = 50) -> dict:
         if np.isfinite(lo):
             pad = 0.08 * max(hi - lo, 1e-6)
             layout["yaxis"] = {"range": [lo - pad, hi + pad], "title": {"text": "nats"}}
-    return _figure(data, layout)
+    return plotly_figure(data, layout)
 
 
 def race_params_figure(snap) -> dict:
     """Each variational parameter, one panel each, one line per entrant, with the optimum."""
     names, n = snap.names, len(snap.names)
-    layout = _base_layout("Variational parameters by estimator", "race-params", height=max(300, 150 * n))
-    _stacked_axes(layout, n)
+    layout = base_layout("Variational parameters by estimator", "race-params", height=max(300, 150 * n))
+    stack_axes(layout, n)
     data, span = [], None
     for entry in snap.entries:
         steps = np.asarray(entry.series.get("step", []))
@@ -527,7 +529,7 @@ def race_params_figure(snap) -> dict:
             span = (int(steps[0]), int(steps[-1])) if span is None else (min(span[0], int(steps[0])), max(span[1], int(steps[-1])))
         for k in range(n):
             data.append(_race_line(entry, entry.estimator if k == 0 else f"{entry.estimator} {names[k]}",
-                                   _steps(steps, idx), _list(theta[idx, k]) if len(idx) else [], k, k == 0))
+                                   step_numbers(steps, idx), wire_values(theta[idx, k]) if len(idx) else [], k, k == 0))
     for k, name in enumerate(names):
         suffix = "" if k == 0 else str(k + 1)
         layout[f"yaxis{suffix}"]["title"] = {"text": name, "font": {"size": 11}}
@@ -536,7 +538,7 @@ def race_params_figure(snap) -> dict:
             data.append({"type": "scatter", "mode": "lines", "name": "optimum (exact)" if k == 0 else f"{name} optimum",
                          "showlegend": k == 0, "legendgroup": "optimum", "x": list(span), "y": [target, target],
                          "xaxis": f"x{suffix}", "yaxis": f"y{suffix}", "line": {"color": EXACT_COLOR, "dash": "dash", "width": 1.5}})
-    return _figure(data, layout)
+    return plotly_figure(data, layout)
 
 
 def race_snr_figure(snap, per_evaluation: bool = False) -> dict:
@@ -545,8 +547,8 @@ def race_snr_figure(snap, per_evaluation: bool = False) -> dict:
     evaluations, so estimators compare at equal cost."""
     names, n = snap.names, len(snap.names)
     unit = "per target evaluation" if per_evaluation else "per gradient estimate"
-    layout = _base_layout(f"Gradient signal-to-noise ratio |mean|/sd by estimator, {unit}", "race-snr", height=max(300, 150 * n))
-    _stacked_axes(layout, n)
+    layout = base_layout(f"Gradient signal-to-noise ratio |mean|/sd by estimator, {unit}", "race-snr", height=max(300, 150 * n))
+    stack_axes(layout, n)
     data = []
     for entry in snap.entries:
         v = entry.variance
@@ -555,12 +557,12 @@ def race_snr_figure(snap, per_evaluation: bool = False) -> dict:
         idx = thin(steps)
         cost = evaluations_per_estimate(entry, steps[idx]) if per_evaluation else np.ones(len(idx))
         for k in range(n):
-            data.append(_race_line(entry, entry.estimator if k == 0 else f"{entry.estimator} {names[k]}", _steps(steps, idx),
-                                   _list(snr[idx, k] / np.sqrt(cost)) if len(idx) else [], k, k == 0, width=1.5))
+            data.append(_race_line(entry, entry.estimator if k == 0 else f"{entry.estimator} {names[k]}", step_numbers(steps, idx),
+                                   wire_values(snr[idx, k] / np.sqrt(cost)) if len(idx) else [], k, k == 0, width=1.5))
     for k, name in enumerate(names):
         suffix = "" if k == 0 else str(k + 1)
         layout[f"yaxis{suffix}"].update({"type": "log", "title": {"text": f"{name} SNR", "font": {"size": 11}}})
-    return _figure(data, layout)
+    return plotly_figure(data, layout)
 
 
 def race_figures(snap, method: str = "ema", span: int = 50, per_evaluation: bool = False) -> dict:
@@ -595,7 +597,7 @@ def explorer_variance_figure(result, log_y: bool = True) -> dict:
     """Fig. 2 of Mohamed et al. (2020), top row: each estimator's variance against k, for the
     gradient with respect to mu (left) and sigma (right), as computed from the replicates."""
     c = result.config
-    layout = _base_layout(f"Variance of one estimate ({c['samples']} sample{'s' if c['samples'] > 1 else ''}, "
+    layout = base_layout(f"Variance of one estimate ({c['samples']} sample{'s' if c['samples'] > 1 else ''}, "
                           f"{result.replicates:,} replicates), mu = {c['mu']:g}, sigma = {c['sigma']:g}, cost {c['cost']}",
                           "explorer-variance", height=380)
     _side_by_side(layout, ("variance of d/dmu", "variance of d/dsigma"))
@@ -614,8 +616,8 @@ def explorer_variance_figure(result, log_y: bool = True) -> dict:
             layout[axis].update(_log_range([per["mu" if j == 0 else "sigma"] for per in result.variance.values()]))
     for axis in ("xaxis", "xaxis2"):
         layout[axis]["title"] = {"text": "k"}
-    _legend_below_axis_title(layout)
-    return _figure(data, layout)
+    legend_below_axis_title(layout)
+    return plotly_figure(data, layout)
 
 
 ZERO_BELOW = 1e-9  # a variance this far below a panel's largest is zero up to rounding
@@ -642,7 +644,7 @@ def _log_range(curves) -> dict:
 def explorer_mean_figure(result) -> dict:
     """Each estimator's mean estimate against k with its Monte Carlo error (bars: 2 standard
     errors), over the exact gradient: every estimator here is unbiased, and this shows it."""
-    layout = _base_layout("Mean of the estimates ± 2 Monte Carlo standard errors, against the exact gradient",
+    layout = base_layout("Mean of the estimates ± 2 Monte Carlo standard errors, against the exact gradient",
                           "explorer-mean", height=340)
     _side_by_side(layout, ("d/dmu", "d/dsigma"))
     data = []
@@ -662,8 +664,8 @@ def explorer_mean_figure(result) -> dict:
                          "marker": {"size": 5, "color": _explorer_color(estimator)}})
     for axis in ("xaxis", "xaxis2"):
         layout[axis]["title"] = {"text": "k"}
-    _legend_below_axis_title(layout)
-    return _figure(data, layout)
+    legend_below_axis_title(layout)
+    return plotly_figure(data, layout)
 
 
 def explorer_cost_figure(cost: str, mu: float, sigma: float, ks) -> dict:
@@ -676,7 +678,7 @@ def explorer_cost_figure(cost: str, mu: float, sigma: float, ks) -> dict:
     lo = min(mu - 4 * sigma, float(ks.min()) - 1.0)
     hi = max(mu + 4 * sigma, float(ks.max()) + 1.0)
     x = np.linspace(lo, hi, 400)
-    layout = _base_layout(f"The cost f(x; k) = {cost} and its derivative, for k in {', '.join(f'{k:g}' for k in chosen)}",
+    layout = base_layout(f"The cost f(x; k) = {cost} and its derivative, for k in {', '.join(f'{k:g}' for k in chosen)}",
                           "explorer-cost", height=300)
     _side_by_side(layout, ("f(x; k)", "df/dx"))
     data = []
@@ -696,5 +698,5 @@ def explorer_cost_figure(cost: str, mu: float, sigma: float, ks) -> dict:
                      "line": {"color": "#9ca3af", "width": 1}, "fill": "tozeroy", "fillcolor": "rgba(156,163,175,0.15)"})
     for axis in ("xaxis", "xaxis2"):
         layout[axis]["title"] = {"text": "x"}
-    _legend_below_axis_title(layout)
-    return _figure(data, layout)
+    legend_below_axis_title(layout)
+    return plotly_figure(data, layout)

@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from vizvi.charts import (
-    COLORS, EXACT_COLOR, _base_layout, _figure, _list, _log_scalable, _stacked_axes, _steps, density_figure, smooth, thin,
+    COLORS, EXACT_COLOR, base_layout, density_figure, log_scalable, plotly_figure, smooth, stack_axes, step_numbers, thin,
+    wire_values,
 )
 
 # One colour per run: the dashboard's six, then orange and fuchsia for runs 7 and 8.
@@ -82,12 +83,12 @@ def elbo_figure(snap, method: str = "ema", span: int = 50) -> dict:
             continue
         smoothed = smooth(np.asarray(e.series["elbo"], dtype=float), method, span)
         idx = thin(steps, POINTS)
-        data.append(_line(e, _steps(steps, idx), _list(smoothed[idx]), showlegend=True))
+        data.append(_line(e, step_numbers(steps, idx), wire_values(smoothed[idx]), showlegend=True))
         tail = smoothed[len(smoothed) // 10:]
         if np.isfinite(tail).any():
             lo, hi = min(lo, float(np.nanmin(tail))), max(hi, float(np.nanmax(tail)))
     label = "EMA" if method == "ema" else "moving average"
-    layout = _base_layout(f"ELBO per run ({label}, span {span})", "cmp-elbo", height=340)
+    layout = base_layout(f"ELBO per run ({label}, span {span})", "cmp-elbo", height=340)
     evidence = [e.reference.log_evidence for e in snap.entries]
     kinds = {("exact" if e.reference.kind == "exact" else "grid") for e in snap.entries}
     data += _reference_lines(snap.entries, evidence, 0, f"log evidence ({'/'.join(sorted(kinds))})", _span(snap.entries),
@@ -96,7 +97,7 @@ def elbo_figure(snap, method: str = "ema", span: int = 50) -> dict:
         hi = max([hi] + [v for v in evidence if np.isfinite(v)])
         pad = 0.08 * max(hi - lo, 1e-6)
         layout["yaxis"] = {"range": [lo - pad, hi + pad], "title": {"text": "nats"}}
-    return _figure(data, layout)
+    return plotly_figure(data, layout)
 
 
 def _per_parameter(snap, key: str, title: str, panel_title, values, source: str = "series") -> tuple:
@@ -104,8 +105,8 @@ def _per_parameter(snap, key: str, title: str, panel_title, values, source: str 
     series, k, idx)`` the run's y values of parameter ``k`` at rows ``idx`` of its ``source``
     series (``series``: every step; ``variance``: the variance measurements)."""
     names = _panels(snap)
-    layout = _base_layout(title, f"cmp-{key}-{'-'.join(names)}", height=max(300, 160 * len(names)))
-    _stacked_axes(layout, len(names))
+    layout = base_layout(title, f"cmp-{key}-{'-'.join(names)}", height=max(300, 160 * len(names)))
+    stack_axes(layout, len(names))
     data = []
     for e in snap.entries:
         series = getattr(e, source)
@@ -113,7 +114,7 @@ def _per_parameter(snap, key: str, title: str, panel_title, values, source: str 
         idx = thin(steps, POINTS)
         for k, name in enumerate(e.names):
             if len(idx):
-                data.append(_line(e, _steps(steps, idx), _list(values(e, series, k, idx)), axis=names.index(name),
+                data.append(_line(e, step_numbers(steps, idx), wire_values(values(e, series, k, idx)), axis=names.index(name),
                                   width=1.8))
     for k, name in enumerate(names):
         layout[f"yaxis{_axis(k)}"]["title"] = {"text": panel_title(name), "font": {"size": 11}}
@@ -134,12 +135,12 @@ def params_figure(snap, log_axes: bool = False) -> dict:
         optima = [float(e.optimum[e.names.index(name)]) if e.optimum is not None else None for e in having]
         data += _reference_lines(having, optima, k, "optimum", span, showlegend=False)
         values = np.concatenate([t["y"] for t in data if t["yaxis"] == f"y{_axis(k)}"] or [np.zeros(0)])
-        if log_axes and _log_scalable(np.asarray(values, dtype=float), None):
+        if log_axes and log_scalable(np.asarray(values, dtype=float), None):
             layout[f"yaxis{_axis(k)}"].update({"type": "log", "autorange": True})
             layout[f"yaxis{_axis(k)}"]["title"]["text"] = f"{name} (log)"
     if log_axes:
         layout["uirevision"] += "-log"  # a zoom kept from a linear panel would be read as powers of ten
-    return _figure(data, layout)
+    return plotly_figure(data, layout)
 
 
 def grads_figure(snap, span: int = 50) -> dict:
@@ -150,7 +151,7 @@ def grads_figure(snap, span: int = 50) -> dict:
         lambda e, s, k, idx: np.maximum(smooth(np.abs(np.asarray(s["grad"])[:, k]), "ema", span)[idx], 1e-300))
     for k in range(len(names)):
         layout[f"yaxis{_axis(k)}"]["type"] = "log"
-    return _figure(data, layout)
+    return plotly_figure(data, layout)
 
 
 def snr_figure(snap) -> dict:
@@ -160,7 +161,7 @@ def snr_figure(snap) -> dict:
         lambda n: f"{n} SNR", lambda e, s, k, idx: np.asarray(s["grad_snr"])[idx, k], source="variance")
     for k in range(len(names)):
         layout[f"yaxis{_axis(k)}"]["type"] = "log"
-    return _figure(data, layout)
+    return plotly_figure(data, layout)
 
 
 def density_figures(snap) -> dict:

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from vizvi.charts import COLORS, EXACT_COLOR, _base_layout, _figure, _legend_below_axis_title
+from vizvi.charts import COLORS, EXACT_COLOR, base_layout, plotly_figure, legend_below_axis_title
 from vizvi.landscape import Grid, PathView
 from vizvi.optimizers import OptimizerName
 
@@ -28,11 +28,11 @@ CONTOURS = 24
 TOP_QUANTILE = 0.95
 
 
-def _list(a) -> list:
+def wire_values(a) -> list:
     """A plain (nested) list of floats with None for non-finite values."""
     a = np.asarray(a, dtype=float)
     if a.ndim > 1:
-        return [_list(row) for row in a]
+        return [wire_values(row) for row in a]
     return [float(v) if math.isfinite(v) else None for v in a]
 
 
@@ -56,7 +56,7 @@ def landscape_figure(grid: Grid, log_evidence: float, titles: Sequence[str], pat
     """The ELBO's gap to the log evidence over the grid (filled contours, log10), with each path,
     the start and the exact optimum on it, all in the grid's coordinates. ``key`` keeps a user's
     zoom across updates of the same view (Plotly's ``uirevision``)."""
-    x, y = _list(grid.x), _list(grid.y)
+    x, y = wire_values(grid.x), wire_values(grid.y)
     mc = grid.se is not None
     custom = np.stack([grid.elbo, grid.se if mc else np.zeros_like(grid.elbo)], axis=-1)
     hover = (f"{titles[0]} %{{x:.4g}}<br>{titles[1]} %{{y:.4g}}<br>ELBO %{{customdata[0]:.6g}}"
@@ -66,9 +66,9 @@ def landscape_figure(grid: Grid, log_evidence: float, titles: Sequence[str], pat
     lo, hi = (float(finite.min()), float(np.quantile(finite, TOP_QUANTILE))) if finite.size else (0.0, 1.0)
     hi = hi if hi > lo else lo + 1.0
     data = [{
-        "type": "contour", "name": "log10 KL(q‖p)", "x": x, "y": y, "z": _list(z), "zmin": lo, "zmax": hi,
+        "type": "contour", "name": "log10 KL(q‖p)", "x": x, "y": y, "z": wire_values(z), "zmin": lo, "zmax": hi,
         "contours": {"start": lo, "end": hi, "size": (hi - lo) / CONTOURS},
-        "customdata": [[_list(cell) for cell in row] for row in custom], "hovertemplate": hover,
+        "customdata": [[wire_values(cell) for cell in row] for row in custom], "hovertemplate": hover,
         "colorscale": SURFACE_SCALE, "line": {"width": 0.6, "color": "rgba(71, 85, 105, 0.45)"},
         "colorbar": {"title": {"text": "log₁₀ KL(q‖p)<br>= log₁₀(log p(x) − ELBO)", "side": "right"}, "thickness": 14},
         "showlegend": False, "connectgaps": False,
@@ -78,39 +78,39 @@ def landscape_figure(grid: Grid, log_evidence: float, titles: Sequence[str], pat
         name = f"{view.path.optimizer} (lr {view.path.lr:g})"
         steps = [int(s) for s in view.steps]
         data.append({"type": "scatter", "mode": "lines", "name": name, "legendgroup": view.path.optimizer,
-                     "x": _list(view.points[:, 0]), "y": _list(view.points[:, 1]), "customdata": steps,
+                     "x": wire_values(view.points[:, 0]), "y": wire_values(view.points[:, 1]), "customdata": steps,
                      "hovertemplate": f"{view.path.optimizer}: step %{{customdata:,}}<extra></extra>",
                      "line": {"color": color, "width": 2.5}})
         if len(steps):
             data.append({"type": "scatter", "mode": "markers", "name": f"{view.path.optimizer} now",
                          "legendgroup": view.path.optimizer, "showlegend": False,
-                         "x": _list(view.points[-1:, 0]), "y": _list(view.points[-1:, 1]), "customdata": steps[-1:],
+                         "x": wire_values(view.points[-1:, 0]), "y": wire_values(view.points[-1:, 1]), "customdata": steps[-1:],
                          "hovertemplate": f"{view.path.optimizer} at step %{{customdata:,}} ({view.path.status})<extra></extra>",
                          "marker": {"color": color, "size": 9, "line": {"color": "white", "width": 1.5}}})
     if start is not None:
-        data.append({"type": "scatter", "mode": "markers", "name": "start", "x": _list([start[0]]), "y": _list([start[1]]),
+        data.append({"type": "scatter", "mode": "markers", "name": "start", "x": wire_values([start[0]]), "y": wire_values([start[1]]),
                      "marker": {"color": EXACT_COLOR, "size": 10, "symbol": "circle"}, "hovertemplate": "start<extra></extra>"})
     if optimum is not None:
-        data.append({"type": "scatter", "mode": "markers", "name": "exact optimum", "x": _list([optimum[0]]),
-                     "y": _list([optimum[1]]), "marker": {"color": "#facc15", "size": 17, "symbol": "star",
+        data.append({"type": "scatter", "mode": "markers", "name": "exact optimum", "x": wire_values([optimum[0]]),
+                     "y": wire_values([optimum[1]]), "marker": {"color": "#facc15", "size": 17, "symbol": "star",
                                                           "line": {"color": EXACT_COLOR, "width": 1.5}},
                      "hovertemplate": "exact optimum<extra></extra>"})
-    layout = _base_layout(title, key, height=600)
+    layout = base_layout(title, key, height=600)
     layout["xaxis"] = {"title": {"text": titles[0]}, "range": list(grid.box.x), "zeroline": False}
     layout["yaxis"] = {"title": {"text": titles[1]}, "range": list(grid.box.y), "zeroline": False}
-    _legend_below_axis_title(layout)
-    return _figure(data, layout)
+    legend_below_axis_title(layout)
+    return plotly_figure(data, layout)
 
 
 def se_figure(grid: Grid, titles: Sequence[str], key: str) -> dict:
     """The Monte Carlo standard error of the grid's estimate (log10), over the same plane."""
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.log10(grid.se)
-    data = [{"type": "contour", "name": "log10 SE", "x": _list(grid.x), "y": _list(grid.y), "z": _list(z),
+    data = [{"type": "contour", "name": "log10 SE", "x": wire_values(grid.x), "y": wire_values(grid.y), "z": wire_values(z),
              "colorscale": "Greys", "ncontours": 16, "showlegend": False, "connectgaps": False,
              "colorbar": {"title": {"text": "log₁₀ SE", "side": "right"}, "thickness": 14},
              "hovertemplate": f"{titles[0]} %{{x:.4g}}<br>{titles[1]} %{{y:.4g}}<br>log10 SE %{{z:.3g}}<extra></extra>"}]
-    layout = _base_layout(f"Standard error of the estimate ({grid.samples:,} common draws per point)", key, height=320)
+    layout = base_layout(f"Standard error of the estimate ({grid.samples:,} common draws per point)", key, height=320)
     layout["xaxis"] = {"title": {"text": titles[0]}, "range": list(grid.box.x)}
     layout["yaxis"] = {"title": {"text": titles[1]}, "range": list(grid.box.y)}
-    return _figure(data, layout)
+    return plotly_figure(data, layout)

@@ -227,6 +227,9 @@ def _riemann_moments(log_dens: np.ndarray, xs: np.ndarray, ys: np.ndarray):
     return log_z, mean, cov
 
 
+GRID_BLOCK = 8192  # grid points per log-density evaluation of a grid reference
+
+
 def grid_reference(log_density: Callable, lo, hi, coarse: int = 201, fine: int = 401, log_drop: float = 30.0) -> Reference:
     """Reference posterior of a 2-D target by numerical integration on a grid.
 
@@ -239,8 +242,12 @@ def grid_reference(log_density: Callable, lo, hi, coarse: int = 201, fine: int =
 
     def evaluate(xs, ys):
         X, Y = np.meshgrid(xs, ys, indexing="ij")
-        z = tf.constant(np.stack([X.ravel(), Y.ravel()], axis=-1), DTYPE)
-        return log_density(z).numpy().reshape(X.shape)
+        z = np.stack([X.ravel(), Y.ravel()], axis=-1)
+        # In blocks of points: at once, a likelihood over every observation makes points x
+        # observations intermediates (401^2 x 100 for logistic regression: gigabytes that the
+        # allocator keeps for the life of the server).
+        return np.concatenate([log_density(tf.constant(z[i:i + GRID_BLOCK], DTYPE)).numpy()
+                               for i in range(0, len(z), GRID_BLOCK)]).reshape(X.shape)
 
     xs = np.linspace(lo[0], hi[0], coarse)
     ys = np.linspace(lo[1], hi[1], coarse)

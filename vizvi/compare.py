@@ -361,15 +361,6 @@ class RunSet(CompiledChunks):
             done += taken
         return done
 
-    def run(self, progress=None) -> "RunSet":
-        """Every member to its ``steps`` (or its fault); ``progress(set)`` after each chunk."""
-        self.compile()
-        while not self.status.over:
-            self.advance(CHUNK_STEPS * 8)
-            if progress:
-                progress(self)
-        return self
-
     def update_settings(self, **changes) -> list:
         """Change live settings of every member; every member checks the change before any
         takes it, so a value one member cannot use leaves the whole set as it was."""

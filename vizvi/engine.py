@@ -420,12 +420,23 @@ class PendingChunk(NamedTuple):
 
 
 class CompiledChunks:
-    """What drives compiled chunks (a Run, a Race): ``compile()`` by calling ``_call(0)``."""
+    """What drives compiled chunks (a Run, a RunSet): ``compile()`` by calling ``_call(0)``, and
+    ``run()`` to the end over the subclass's ``advance`` and ``status``."""
 
     compile_s = 0.0
 
     def _call(self, num_steps: int):
         raise NotImplementedError
+
+    def run(self, progress=None):
+        """Train to the end (every step, or a fault); ``progress(self)`` is called after each
+        batch of chunks. Returns self."""
+        self.compile()
+        while not self.status.over:
+            self.advance(CHUNK_STEPS * 8)
+            if progress:
+                progress(self)
+        return self
 
     def compile(self) -> float:
         """Compile (or fetch) the chunk function by running zero steps; returns seconds spent."""
@@ -612,15 +623,6 @@ class Run(CompiledChunks):
 
     def _initial_text(self) -> str:
         return ", ".join(f"{n}={v:.4g}" for n, v in zip(self.family.param_names, self.theta0))
-
-    def run(self, progress=None) -> "Run":
-        """Run to ``config.steps`` (or divergence); ``progress(run)`` is called after each chunk."""
-        self.compile()
-        while not self.status.over:
-            self.advance(CHUNK_STEPS * 8)
-            if progress:
-                progress(self)
-        return self
 
     # -- results --------------------------------------------------------------------------
     def kl_to_exact(self) -> Optional[float]:

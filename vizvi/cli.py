@@ -5,7 +5,12 @@ measure gradient estimators' variance (the variance explorer, ``vizvi.variance_l
     python -m vizvi variance --mu 1 --sigma 1 --k=-3:3:13 --samples 1 --replicates 200000 --json var.json
     python -m vizvi compare --preset gamma-stall --steps 3000 --seed 0 --json set.json
     python -m vizvi compare --vary lr=0.01,0.05 --vary schedule=constant,robbins-monro --model normal-mean --json set.json
+    python -m vizvi run --model-file examples/eight_schools_noncentered.py --steps 5000 --json out.json
     python -m vizvi list          # every model, family, estimator, optimizer, parameterization, cost and preset
+
+``--model-file PATH`` (``run``, ``compare``, ``list``; may be given several times) adds the model
+a Python file defines (``vizvi.model_file``) to the model list, named after the file; with one
+file and no ``--model``, that model is the one trained.
 
 Write ``--k=-3:3:13`` with ``=`` when the value starts with a minus sign: argparse reads a
 separate ``-3:3:13`` as an option, not as the value of ``--k``.
@@ -49,6 +54,12 @@ def _add_settings(parser: argparse.ArgumentParser, settings, defaults: bool = Tr
                                 **({"type": kind} if kind else {}))
 
 
+def _add_model_files(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-file", dest="model_files", action="append", default=[], metavar="PATH",
+                        help="a Python file defining a TFP `joint` and its `observed` values (see examples/); "
+                             "adds a model named after the file; may be given several times")
+
+
 def _add_output(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--json", required=True, help=f"path of the JSON {what} to write")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -62,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
     run = sub.add_parser("run", help="train one run and write its JSON record")
     _add_settings(run, RUN_SETTINGS)
+    _add_model_files(run)
+    run.add_argument("--reference", choices=("auto", "none"), default="auto",
+                     help="auto: the model's reference posterior (exact, grid, the model file's own, or NUTS for a "
+                          "model file without one); none: skip it (the record's reference is null)")
     _add_output(run, "record")
     run.add_argument("--csv", default=None, help="also write the history as CSV")
     run.add_argument("--tensorboard", default=None, help="also write tf.summary scalars to this directory")
@@ -78,8 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--vary", action="append", metavar="SETTING=V1,V2,...",
                        help="a setting and its values (init values separated by ';'); several --vary make their product")
     _add_settings(compare, RUN_SETTINGS, defaults=False)
+    _add_model_files(compare)
     _add_output(compare, "records")
-    sub.add_parser("list", help="list the choices")
+    _add_model_files(sub.add_parser("list", help="list the choices"))
     return p
 
 
@@ -163,15 +179,49 @@ def _say(args: argparse.Namespace, line: str) -> None:
 
 
 def _command_list(args: argparse.Namespace) -> int:
+    _load_model_files(args)
     print(_list_choices())
     return 0
 
 
+def _load_model_files(args: argparse.Namespace) -> list:
+    """Register the ``--model-file`` models; with exactly one and no ``--model`` given, train it."""
+    from vizvi.model_file import register_model_files
+
+    models = register_model_files(getattr(args, "model_files", []))
+    # ``run`` parses --model with its default, ``compare`` leaves it absent when not given.
+    if len(models) == 1 and getattr(args, "model", _default_model()) == _default_model() and args.command != "list":
+        args.model = models[0].name
+    return models
+
+
+def _default_model():
+    from vizvi.settings import SETTING
+
+    return SETTING["model"].default
+
+
 def _command_run(args: argparse.Namespace) -> int:
+    from vizvi import mcmc
     from vizvi.engine import Run
     from vizvi.history import to_csv, to_json
 
-    run = Run(config_from_args(args)).run(lambda r: _say(args, f"step {r.step}/{r.config.steps} status {r.status}"))
+    _load_model_files(args)
+    run = Run(config_from_args(args))
+    job = None
+    if run.reference is None and args.reference == "auto":
+        given = mcmc.given_reference(run.model)
+        if given is not None:
+            run.attach_reference(given)
+        else:  # NUTS in its own thread while the run trains
+            job = mcmc.reference_job(run.model, run.dataset)
+            _say(args, f"reference: NUTS started for {run.model.name}")
+    run.run(lambda r: _say(args, f"step {r.step}/{r.config.steps} status {r.status}"))
+    if job is not None:
+        job.wait()
+        _say(args, job.describe())
+        if job.result is not None:
+            run.attach_reference(job.result)
     record = run.record()
     _write(args.json, to_json(record), "json")
     if args.csv:
@@ -226,6 +276,7 @@ def _command_compare(args: argparse.Namespace) -> int:
 
     from vizvi.compare import RunSet
 
+    _load_model_files(args)
     configs, described = compare_configs(args)
     t0 = time.perf_counter()
     runs = RunSet(configs)

@@ -29,7 +29,7 @@ import numpy as np
 from vizvi._tf import tf
 import tensorflow_probability as tfp
 
-from vizvi import diagnostics, optimizers, schedules
+from vizvi import diagnostics, optimizers, psis, schedules
 from vizvi.errors import ConfigError
 from vizvi.estimators import EstimatorName, check_estimator, elbo_and_grad
 from vizvi.families import Family, explicit_init, get_family, init_from_prior, resolve_init
@@ -187,6 +187,7 @@ class StepInfo(NamedTuple):
     has_variance: tf.Tensor  # bool: variance measured at this step
     grad_variance: tf.Tensor  # [D] variance of a single gradient estimate (w.r.t. u)
     grad_snr: tf.Tensor  # [D] |mean| / sd of a single gradient estimate
+    khat: tf.Tensor  # PSIS k-hat of q against the target (``vizvi.psis``), NaN between measurements
     fault: tf.Tensor  # int32 ``Fault``; the state was not advanced unless NONE
     fault_index: tf.Tensor  # int32 parameter index of a per-parameter fault
     fault_value: tf.Tensor  # the offending value
@@ -243,16 +244,21 @@ def _first_fault(elbo, g_u, theta_new, u_new, family):
     return fault, index, value
 
 
-def _gradient_variance(problem: Problem, theta, dtheta_du, data, seed):
-    """Variance and signal-to-noise of one gradient estimate (w.r.t. u) at theta, from R
-    independent estimates in one batched call."""
+def _measurements(problem: Problem, theta, dtheta_du, data, seed):
+    """What is measured every K steps at theta: the variance and signal-to-noise of one gradient
+    estimate (w.r.t. u), from R independent estimates in one batched call, and the PSIS k-hat
+    of q from ``KHAT_DRAWS`` draws."""
     r = problem.replicates
-    _, g_rep = elbo_and_grad(problem.estimator, problem.family, problem.model, tf.tile(theta[None], [r, 1]), data, seed,
-                             problem.samples)
+    grad_seed, khat_seed = tfp.random.split_seed(seed, 2)
+    _, g_rep = elbo_and_grad(problem.estimator, problem.family, problem.model, tf.tile(theta[None], [r, 1]), data,
+                             grad_seed, problem.samples)
     g_rep = g_rep * dtheta_du
     mean = tf.reduce_mean(g_rep, axis=0)
     var = tf.reduce_sum(tf.square(g_rep - mean), axis=0) / (r - 1.0)
-    return var, tf.abs(mean) / tf.sqrt(var)
+    q = problem.family.build(theta)
+    z = tf.stop_gradient(q.sample(psis.KHAT_DRAWS, seed=khat_seed))
+    khat = psis.pareto_khat(problem.model.log_joint(z, data) - q.log_prob(z))
+    return var, tf.abs(mean) / tf.sqrt(var), khat
 
 
 def variance_due(step_count, every):
@@ -291,11 +297,12 @@ def step(problem: Problem, state: EngineState, inputs: StepInputs, variance_gate
 
     do_var = tf.logical_and(ok, variance_due(state.step, inputs.variance_every))
     nan_d = tf.fill([family.size], tf.constant(np.nan, DTYPE))
+    nan = tf.constant(np.nan, DTYPE)
     var_seed = tf.random.experimental.stateless_fold_in(step_seed, 1)
-    var, snr = tf.cond(do_var if variance_gate is None else variance_gate,
-                       lambda: _gradient_variance(problem, theta, dtheta_du, data, var_seed), lambda: (nan_d, nan_d))
+    var, snr, khat = tf.cond(do_var if variance_gate is None else variance_gate,
+                             lambda: _measurements(problem, theta, dtheta_du, data, var_seed), lambda: (nan_d, nan_d, nan))
     if variance_gate is not None:
-        var, snr = tf.where(do_var, var, nan_d), tf.where(do_var, snr, nan_d)
+        var, snr, khat = tf.where(do_var, var, nan_d), tf.where(do_var, snr, nan_d), tf.where(do_var, khat, nan)
 
     new_state = EngineState(
         tf.where(ok, u_new, state.u),
@@ -304,7 +311,7 @@ def step(problem: Problem, state: EngineState, inputs: StepInputs, variance_gate
         state.projections + tf.cast(tf.logical_and(ok, projected), tf.int64),
     )
     info = StepInfo(state.step + 1, elbo, kl, lr_t, theta_new, u_new, g_u, g_theta, u_new - state.u, do_var, var, snr,
-                    fault, fault_index, fault_value)
+                    khat, fault, fault_index, fault_value)
     return new_state, info
 
 
@@ -466,8 +473,9 @@ class Run(CompiledChunks):
         if self.dataset.n and c.data is not None:
             c.n = self.dataset.n
         self.data = self.model.data_tensors(self.dataset)
+        # None for a model file until its MCMC reference is attached (``attach_reference``).
         self.reference = reference if reference is not None else self.model.reference(self.data)
-        self.optimum = self.family.optimum(self.reference)
+        self.optimum = self.family.optimum(self.reference) if self.reference is not None else None
         self.theta0 = resolve_init(self.family, self.model, self.data, c.init, c.seed)
         self._fn, optimizer = get_chunk_fn(self.key)
         u0 = self.param_map.unconstrain(self.theta0)
@@ -482,7 +490,12 @@ class Run(CompiledChunks):
         self._theta_cache = (None, None)
         self._kl = _kl_fn(self.model, self.family)
         self.kl_kind = "analytic" if self._kl is not None else (
-            "log evidence - ELBO estimate" if self.reference.kind == "exact" else None)
+            "log evidence - ELBO estimate" if self.reference is not None and self.reference.kind == "exact" else None)
+
+    def attach_reference(self, reference) -> None:
+        """Use ``reference`` (a posterior reference computed since, e.g. by MCMC) from now on."""
+        self.reference = reference
+        self.optimum = self.family.optimum(reference)
 
     # -- structure ------------------------------------------------------------------------
     @property

@@ -13,6 +13,7 @@ gradient with respect to m, which the optimizer obtains by the chain rule throug
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import NamedTuple, Optional
@@ -49,7 +50,11 @@ class Family:
     @property
     def dim(self) -> int:
         """Latent dimension the family covers."""
-        return 2 if self.support is Support.REAL2 else 1
+        return 1
+
+    def for_model(self, model: Model) -> "Family":
+        """This family over ``model``'s latent (a scalar family is the same for every model)."""
+        return self
 
     @property
     def size(self) -> int:
@@ -327,105 +332,161 @@ class BetaFamily(Family):
         return None
 
 
-class MeanFieldNormalFamily(Family):
-    """q = MultivariateNormalDiag(loc, scale) over a 2-D real latent."""
+class _VectorFamily(Family):
+    """A family over a latent in R^d, sized for a model: ``for_model`` gives the instance for a
+    model's dimension and coordinate names (the registry holds the 2-D one)."""
 
-    name, title, support = "mean-field-normal", "Mean-field Normal (2-D)", Support.REAL2
-    param_names = ("loc[0]", "loc[1]", "scale[0]", "scale[1]")
-    constraints = (Constraint.REAL, Constraint.REAL, Constraint.POSITIVE, Constraint.POSITIVE)
-    defaults = (0.0, 0.0, 1.0, 1.0)
+    support = Support.VECTOR
+
+    def __init__(self, coordinates: tuple = ("0", "1")):
+        self.coordinates = tuple(coordinates)
+        d = len(self.coordinates)
+        self._d = d
+        self.param_names, self.constraints, self.defaults = self._parameters(self.coordinates)
+
+    @property
+    def dim(self) -> int:
+        """Latent dimension the family covers."""
+        return self._d
+
+    def for_model(self, model: Model) -> "_VectorFamily":
+        """This family over ``model``'s latent (one instance per coordinate naming)."""
+        if tuple(model.coordinates) == self.coordinates:
+            return self
+        return _sized(type(self), tuple(model.coordinates))
+
+    @staticmethod
+    def _parameters(coordinates: tuple) -> tuple:
+        """(names, constraints, defaults) of the parameters over these coordinates."""
+        raise NotImplementedError
+
+
+@functools.lru_cache(maxsize=None)
+def _sized(cls, coordinates: tuple) -> "_VectorFamily":
+    # One instance per (family, coordinates): a Problem, and so a compiled chunk, is keyed on it.
+    return cls(coordinates)
+
+
+class MeanFieldNormalFamily(_VectorFamily):
+    """q = MultivariateNormalDiag(loc, scale) over a latent in R^d (ADVI's family)."""
+
+    name, title = "mean-field-normal", "Mean-field Normal (R^d, diagonal)"
 
     exponential_family = True
     has_weak_derivative = True
 
+    @staticmethod
+    def _parameters(coordinates):
+        d = len(coordinates)
+        names = tuple(f"loc[{c}]" for c in coordinates) + tuple(f"scale[{c}]" for c in coordinates)
+        return names, (Constraint.REAL,) * d + (Constraint.POSITIVE,) * d, (0.0,) * d + (1.0,) * d
+
+    def _split(self, theta):
+        return theta[..., :self._d], theta[..., self._d:]
+
     def build(self, theta):
-        return tfd.MultivariateNormalDiag(theta[..., 0:2], theta[..., 2:4])
+        return tfd.MultivariateNormalDiag(*self._split(theta))
 
     def weak_derivative(self, theta, seed, num_samples):
-        return _diagonal_gaussian_weak_derivative(theta[..., 0:2], theta[..., 2:4], seed, num_samples)
+        return _diagonal_gaussian_weak_derivative(*self._split(theta), seed, num_samples)
 
     def moments(self, theta):
-        return np.asarray(theta[0:2]), np.asarray(theta[2:4])
+        return np.asarray(theta[:self._d]), np.asarray(theta[self._d:])
 
     def natural_params(self, theta):
-        loc, var = theta[..., 0:2], tf.square(theta[..., 2:4])
+        loc, scale = self._split(theta)
+        var = tf.square(scale)
         return tf.concat([loc / var, -0.5 / var], axis=-1)
 
     def mean_params(self, theta):
-        loc, scale = theta[..., 0:2], theta[..., 2:4]
+        loc, scale = self._split(theta)
         return tf.concat([loc, loc * loc + scale * scale], axis=-1)
 
     def from_natural(self, eta):
-        var = -0.5 / eta[..., 2:4]
-        return tf.concat([eta[..., 0:2] * var, tf.sqrt(var)], axis=-1)
+        var = -0.5 / eta[..., self._d:]
+        return tf.concat([eta[..., :self._d] * var, tf.sqrt(var)], axis=-1)
 
     def moment_match(self, mean, cov):
-        return np.array([mean[0], mean[1], math.sqrt(cov[0, 0]), math.sqrt(cov[1, 1])])
+        return np.concatenate([np.asarray(mean, dtype=float), np.sqrt(np.diag(cov))])
 
     def optimum(self, reference):
         if reference.kind == "exact":
             # The KL(q || p)-optimal mean-field Gaussian for a Gaussian p matches the mean and
             # takes the conditional variances 1 / diag(precision): too narrow when correlated.
             prec = np.linalg.inv(reference.cov)
-            return np.array([reference.mean[0], reference.mean[1], 1 / math.sqrt(prec[0, 0]), 1 / math.sqrt(prec[1, 1])])
+            return np.concatenate([np.asarray(reference.mean, dtype=float), 1 / np.sqrt(np.diag(prec))])
         return None
 
 
-class FullRankNormalFamily(Family):
-    """q = MultivariateNormalTriL(loc, scale_tril) over a 2-D real latent (Cholesky factor)."""
+class FullRankNormalFamily(_VectorFamily):
+    """q = MultivariateNormalTriL(loc, scale_tril) over a latent in R^d (Cholesky factor, its
+    lower triangle row by row: scale_tril[0,0], scale_tril[1,0], scale_tril[1,1], ...)."""
 
-    name, title, support = "full-rank-normal", "Full-rank Normal (2-D, Cholesky)", Support.REAL2
-    param_names = ("loc[0]", "loc[1]", "scale_tril[0,0]", "scale_tril[1,0]", "scale_tril[1,1]")
-    constraints = (Constraint.REAL, Constraint.REAL, Constraint.POSITIVE, Constraint.REAL, Constraint.POSITIVE)
-    defaults = (0.0, 0.0, 1.0, 0.0, 1.0)
-
-    @staticmethod
-    def _tril(theta):
-        l00, l10, l11 = theta[..., 2], theta[..., 3], theta[..., 4]
-        zero = tf.zeros_like(l00)
-        return tf.stack([tf.stack([l00, zero], -1), tf.stack([l10, l11], -1)], -2)
+    name, title = "full-rank-normal", "Full-rank Normal (R^d, Cholesky)"
 
     exponential_family = True
 
+    @staticmethod
+    def _parameters(coordinates):
+        d = len(coordinates)
+        rows, cols = np.tril_indices(d)
+        names = tuple(f"loc[{c}]" for c in coordinates) + tuple(
+            f"scale_tril[{coordinates[i]},{coordinates[j]}]" for i, j in zip(rows, cols))
+        constraints = (Constraint.REAL,) * d + tuple(Constraint.POSITIVE if i == j else Constraint.REAL for i, j in zip(rows, cols))
+        defaults = (0.0,) * d + tuple(1.0 if i == j else 0.0 for i, j in zip(rows, cols))
+        return names, constraints, defaults
+
+    def _tril(self, flat):
+        """[..., d(d+1)/2] row-major lower triangle -> [..., d, d]."""
+        d = self._d
+        rows, cols = np.tril_indices(d)
+        index = np.full((d, d), d * (d + 1) // 2, dtype=np.int32)  # points at an appended 0
+        index[rows, cols] = np.arange(len(rows))
+        padded = tf.concat([flat, tf.zeros_like(flat[..., :1])], axis=-1)
+        return tf.gather(padded, index, axis=-1)
+
     def build(self, theta):
-        return tfd.MultivariateNormalTriL(theta[..., 0:2], self._tril(theta))
+        return tfd.MultivariateNormalTriL(theta[..., :self._d], self._tril(theta[..., self._d:]))
 
     def moments(self, theta):
         # Marginal sds are the row norms of the Cholesky factor.
-        return np.asarray(theta[0:2]), np.array([abs(theta[2]), np.hypot(theta[3], theta[4])])
+        d = self._d
+        chol = np.zeros((d, d))
+        chol[np.tril_indices(d)] = theta[d:]
+        return np.asarray(theta[:d]), np.sqrt((chol * chol).sum(axis=1))
 
-    @staticmethod
-    def _cov(theta):
-        l00, l10, l11 = theta[..., 2], theta[..., 3], theta[..., 4]
-        return l00 * l00, l10 * l00, l10 * l10 + l11 * l11  # s00, s10, s11
+    def _covariance(self, theta):
+        chol = self._tril(theta[..., self._d:])
+        return tf.linalg.matmul(chol, chol, transpose_b=True)
 
     def natural_params(self, theta):
-        # T(z) = (z0, z1, z0^2, z0 z1, z1^2); eta = (Lambda mu, -Lambda00/2, -Lambda10, -Lambda11/2).
-        s00, s10, s11 = self._cov(theta)
-        det = s00 * s11 - s10 * s10
-        p00, p10, p11 = s11 / det, -s10 / det, s00 / det
-        m0, m1 = theta[..., 0], theta[..., 1]
-        return tf.stack([p00 * m0 + p10 * m1, p10 * m0 + p11 * m1, -0.5 * p00, -p10, -0.5 * p11], axis=-1)
+        # T(z) = (z, z_i z_j for i >= j); eta = (Lambda mu, -Lambda_ii / 2, -Lambda_ij for i > j).
+        precision = tf.linalg.inv(self._covariance(theta))
+        loc = theta[..., :self._d]
+        half = tf.linalg.set_diag(precision, 0.5 * tf.linalg.diag_part(precision))
+        return tf.concat([tf.linalg.matvec(precision, loc), -self._tril_entries(half)], axis=-1)
 
     def mean_params(self, theta):
-        s00, s10, s11 = self._cov(theta)
-        m0, m1 = theta[..., 0], theta[..., 1]
-        return tf.stack([m0, m1, s00 + m0 * m0, s10 + m0 * m1, s11 + m1 * m1], axis=-1)
+        loc = theta[..., :self._d]
+        second = self._covariance(theta) + loc[..., :, None] * loc[..., None, :]
+        return tf.concat([loc, self._tril_entries(second)], axis=-1)
 
     def from_natural(self, eta):
-        p00, p10, p11 = -2.0 * eta[..., 2], -eta[..., 3], -2.0 * eta[..., 4]
-        det = p00 * p11 - p10 * p10
-        s00, s10, s11 = p11 / det, -p10 / det, p00 / det
-        m0 = s00 * eta[..., 0] + s10 * eta[..., 1]
-        m1 = s10 * eta[..., 0] + s11 * eta[..., 1]
-        l00 = tf.sqrt(s00)
-        l10 = s10 / l00
-        l11 = tf.sqrt(s11 - l10 * l10)
-        return tf.stack([m0, m1, l00, l10, l11], axis=-1)
+        d = self._d
+        lower = -self._tril(eta[..., d:])  # Lambda_ii / 2 on the diagonal, Lambda_ij below it
+        precision = lower + tf.linalg.matrix_transpose(lower)  # diagonal doubled: Lambda_ii
+        covariance = tf.linalg.inv(precision)
+        loc = tf.linalg.matvec(covariance, eta[..., :d])
+        return tf.concat([loc, self._tril_entries(tf.linalg.cholesky(covariance))], axis=-1)
+
+    def _tril_entries(self, matrix):
+        """[..., d, d] -> its lower triangle row by row, [..., d(d+1)/2]."""
+        rows, cols = np.tril_indices(self._d)
+        flat = tf.reshape(matrix, tf.concat([tf.shape(matrix)[:-2], [self._d * self._d]], 0))
+        return tf.gather(flat, rows * self._d + cols, axis=-1)
 
     def moment_match(self, mean, cov):
-        chol = np.linalg.cholesky(cov)
-        return np.array([mean[0], mean[1], chol[0, 0], chol[1, 0], chol[1, 1]])
+        return np.concatenate([np.asarray(mean, dtype=float), np.linalg.cholesky(cov)[np.tril_indices(self._d)]])
 
     def optimum(self, reference):
         if reference.kind == "exact":
@@ -442,21 +503,26 @@ def families_for(model: Model) -> list:
 
 
 def get_family(name: str, model: Optional[Model] = None) -> Family:
-    """The family called ``name``; with ``model``, refuse a family whose support does not fit."""
+    """The family called ``name``; with ``model``, sized for its latent (a vector family's
+    parameters are named by the model's coordinates), and refused if its support does not fit."""
     try:
         family = FAMILIES[name]
     except KeyError:
         raise ConfigError("family", f"unknown family {name!r}; choose one of: {', '.join(FAMILIES)}") from None
-    if model is not None and family.support is not model.support:
+    if model is None:
+        return family
+    if family.support is not model.support:
         raise ConfigError(
             "family",
             f"family {name!r} has support {family.support.describe} but model {model.name!r} has a latent in "
-            f"{model.support.describe}; families that fit: {', '.join(families_for(model))}",
+            f"{model.support_text}; families that fit: {', '.join(families_for(model))}",
         )
-    return family
+    return family.for_model(model)
 
 
-_INIT_ITEM = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*(?:\[[0-9,\s]*\])?)\s*=\s*([^,\s]+)\s*(?:,|$)")
+# A name may carry an index, itself possibly indexed: scale_tril[1,0], loc[theta[3]],
+# scale_tril[theta[3],mu] (a model file's parts name the coordinates).
+_INIT_ITEM = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*(?:\[(?:[A-Za-z0-9_,\s]|\[[0-9,\s]*\])*\])?)\s*=\s*([^,\s]+)\s*(?:,|$)")
 
 
 def parse_init_spec(spec: str) -> dict:
@@ -493,7 +559,7 @@ def resolve_init(family: Family, model: Model, data: dict, init, seed: int) -> n
     if init_from_prior(init):
         prior = model.prior(data)
         mean = np.atleast_1d(prior.mean().numpy())
-        cov = prior.covariance().numpy() if family.dim == 2 else np.atleast_2d(prior.variance().numpy())
+        cov = prior.covariance().numpy() if family.support is Support.VECTOR else np.atleast_2d(prior.variance().numpy())
         theta = family.moment_match(mean, cov)
         if init.strip() == "random":
             rng = np.random.default_rng(seed)

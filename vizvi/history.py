@@ -76,7 +76,7 @@ class DecimatingBuffer:
 
 
 STEP_FIELDS = ("step", "elbo", "kl", "lr", "theta", "u", "grad", "grad_theta", "update")
-VARIANCE_FIELDS = ("step", "grad_variance", "grad_snr")
+VARIANCE_FIELDS = ("step", "grad_variance", "grad_snr", "khat")
 
 
 class History:
@@ -96,6 +96,7 @@ class History:
                 "step": telemetry["step"][mask],
                 "grad_variance": telemetry["grad_variance"][mask],
                 "grad_snr": telemetry["grad_snr"][mask],
+                "khat": telemetry["khat"][mask],
             })
 
     def __len__(self) -> int:
@@ -106,7 +107,7 @@ class History:
         return self.steps.columns()
 
     def variance_series(self) -> dict:
-        """Variance-step arrays (``step``, ``grad_variance`` [M, D], ``grad_snr`` [M, D])."""
+        """Variance-step arrays (``step``, ``grad_variance`` [M, D], ``grad_snr`` [M, D], ``khat`` [M])."""
         return self.variance.columns()
 
 
@@ -139,9 +140,11 @@ def to_record(run) -> dict:
     s, v = run.history.series(), run.history.variance_series()
     diagnosis = run.diagnose()
     last_elbo = float(np.mean(s["elbo"][-min(len(s["elbo"]), 100):])) if len(s.get("elbo", [])) else None
+    latent_mean, latent_sd = run.model.latent_moments(run.family, run.theta)
+    khat = np.asarray(v.get("khat", np.zeros(0)), dtype=np.float64)
     ref = run.reference
     exact = None
-    if ref.kind == "exact":
+    if ref is not None and ref.kind == "exact":
         exact = {
             "distribution": ref.distribution,
             "params": ref.params,
@@ -161,14 +164,12 @@ def to_record(run) -> dict:
             "params": run.params(),
             "kl_to_exact": run.kl_to_exact(),
             "projections": dict(zip(names, run.state.projections.numpy().tolist())),
+            "latent_mean": latent_mean,
+            "latent_sd": latent_sd,
+            "khat": float(khat[-1]) if len(khat) else None,
         },
         "exact": exact,
-        "reference": {
-            "kind": ref.kind,
-            "mean": ref.mean.tolist(),
-            "cov": ref.cov.tolist(),
-            "log_evidence": ref.log_evidence,
-        },
+        "reference": reference_record(run.model, ref),
         "divergence": run.divergence,
         "stalled": [n for n, d in diagnosis.items() if d["status"].stalled],
         "diagnosis": {n: d["text"] for n, d in diagnosis.items()},
@@ -189,9 +190,30 @@ def to_record(run) -> dict:
             "variance_step": v.get("step", np.zeros(0)).tolist(),
             "grad_variance": _per_param(names, v.get("grad_variance", [])),
             "grad_snr": _per_param(names, v.get("grad_snr", [])),
+            "khat": khat.tolist(),
         },
     }
     return _clean(record)
+
+
+def reference_record(model, ref) -> Optional[dict]:
+    """The record's ``reference``: its kind, the moments of the latent vector (the space q is
+    fitted in), and ``latent_mean`` / ``latent_sd`` in the model's own coordinates; None when
+    there is no reference."""
+    if ref is None:
+        return None
+    latent_mean, latent_sd = model.reference_moments(ref)
+    out = {
+        "kind": ref.kind,
+        "mean": ref.mean.tolist() if ref.mean is not None else None,
+        "cov": ref.cov.tolist() if ref.cov is not None else None,
+        "log_evidence": ref.log_evidence,
+        "latent_mean": latent_mean,
+        "latent_sd": latent_sd,
+    }
+    if ref.mcmc is not None:
+        out["mcmc"] = ref.mcmc
+    return out
 
 
 def to_json(record: dict) -> str:

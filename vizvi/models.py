@@ -34,7 +34,7 @@ class Support(str, enum.Enum):
     REAL = "real"
     POSITIVE = "positive"
     UNIT = "unit"
-    REAL2 = "real2"
+    VECTOR = "vector"  # R^d, d = the model's ``dim`` (2 for the built-in 2-D targets)
 
     @property
     def describe(self) -> str:
@@ -43,14 +43,14 @@ class Support(str, enum.Enum):
             "real": "(-inf, inf)",
             "positive": "(0, inf)",
             "unit": "(0, 1)",
-            "real2": "R^2",
+            "vector": "R^d",
         }[self.value]
 
     @property
     def interval(self) -> tuple:
-        """(lo, hi) of a scalar latent, open ends as +-inf (R^2: per coordinate)."""
+        """(lo, hi) of a scalar latent, open ends as +-inf (R^d: per coordinate)."""
         return {"real": (-math.inf, math.inf), "positive": (0.0, math.inf), "unit": (0.0, 1.0),
-                "real2": (-math.inf, math.inf)}[self.value]
+                "vector": (-math.inf, math.inf)}[self.value]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,13 +73,19 @@ class Dataset:
 class Reference:
     """What is known about the posterior: exact (closed form) or computed on a grid."""
 
-    kind: str  # "exact" or "grid"
+    kind: str  # "exact", "grid", "mcmc" or "given" (a model file's own moments)
     mean: np.ndarray
     cov: np.ndarray
     log_evidence: float
     distribution: str  # name of the exact posterior's TFP class, or "grid"
     params: dict  # exact posterior parameters by TFP name ({} for grid references)
     grid: Optional[dict] = None  # {"x": [...], "y": [...], "density": [[...]]} for 2-D grids
+    # An MCMC reference (kind "mcmc", ``vizvi.mcmc``): its draws of the latent vector [N, d], its
+    # moments in the model's own coordinates, and its run's figures (chains, draws, ESS, R-hat).
+    draws: Optional[np.ndarray] = None
+    latent_mean: Optional[dict] = None
+    latent_sd: Optional[dict] = None
+    mcmc: Optional[dict] = None
 
 
 def _lgamma(x):
@@ -98,6 +104,34 @@ class Model:
     csv_columns: tuple = ()  # empty: CSV data not accepted
     latent_name: str = "z"
     default_family: str = "normal"
+
+    @property
+    def coordinates(self) -> tuple:
+        """Names of the latent's coordinates: what a vector family's parameters are indexed by
+        (``loc[0]``, ``scale_tril[1,0]``; a model file's are its parts', e.g. ``loc[theta[3]]``)."""
+        return tuple(str(i) for i in range(self.dim))
+
+    @property
+    def support_text(self) -> str:
+        """Where the latent lives, for messages: an interval, or R^d with the model's d."""
+        return f"R^{self.dim}" if self.support is Support.VECTOR else self.support.describe
+
+    def latent_moments(self, family, theta: np.ndarray) -> tuple:
+        """(mean, sd) of q at ``theta`` in the model's own coordinates: {latent name: a number,
+        or a list for a vector}. Built-in latents are already in those coordinates, so the
+        family's exact moments are the answer."""
+        mean, sd = family.moments(np.asarray(theta, dtype=np.float64))
+        return self._by_latent_name(mean), self._by_latent_name(sd)
+
+    def reference_moments(self, reference: "Reference") -> tuple:
+        """(mean, sd) of the reference posterior, keyed like ``latent_moments``."""
+        if reference.latent_mean is not None:
+            return reference.latent_mean, reference.latent_sd
+        return self._by_latent_name(reference.mean), self._by_latent_name(np.sqrt(np.diag(reference.cov)))
+
+    def _by_latent_name(self, values) -> dict:
+        values = np.atleast_1d(np.asarray(values, dtype=np.float64))
+        return {self.latent_name: float(values[0]) if self.support is not Support.VECTOR else values.tolist()}
 
     def cost_per_sample(self, n: Optional[int]) -> int:
         """Elements of work one Monte Carlo sample costs the log joint with ``n`` observations
@@ -388,7 +422,7 @@ class CorrelatedGaussian(Model):
     title = "Correlated 2-D Gaussian"
     description = "A 2-D Gaussian target, means (1, -1), unit variances, correlation 0.9. Mean-field q underestimates its variance."
     dim = 2
-    support = Support.REAL2
+    support = Support.VECTOR
     default_n = 0
     latent_name = "z"
     default_family = "mean-field-normal"
@@ -423,7 +457,7 @@ class LogisticRegression(Model):
     title = "Logistic regression (2 weights)"
     description = "y ~ Bernoulli(sigmoid(w0 + w1 x)), w ~ Normal(0, 2^2 I); simulated with w = (-0.5, 1.5). Reference posterior on a grid."
     dim = 2
-    support = Support.REAL2
+    support = Support.VECTOR
     default_n = 100
     csv_columns = ("x", "y")
     latent_name = "w"
@@ -467,7 +501,7 @@ class Banana(Model):
     title = "Banana (curved 2-D target)"
     description = "z1 ~ Normal(0, 1), z2 | z1 ~ Normal(z1^2 - 1, 0.5^2): a curved, non-Gaussian target. Reference on a grid."
     dim = 2
-    support = Support.REAL2
+    support = Support.VECTOR
     default_n = 0
     latent_name = "z"
     default_family = "full-rank-normal"

@@ -35,8 +35,9 @@ chromium:
 	  else echo "chromium is missing: run 'sudo apt-get install chromium' (needed by the browser tests)" >&2; exit 1; fi; \
 	fi
 
+# MODEL=path/to/model.py (or several, space-separated) adds model files to the dashboard's list.
 run: $(STAMP)
-	$(PY) -m streamlit run dashboard.py --server.port $(PORT)
+	$(PY) -m streamlit run dashboard.py --server.port $(PORT) $(if $(MODEL),-- $(foreach m,$(MODEL),--model-file $(m)))
 
 test: $(STAMP) chromium
 	$(PY) -m pytest

@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench import compare, engine, race, variance
+from bench import compare, engine, model_file, race, variance
 
 
 def main() -> int:
@@ -17,6 +17,8 @@ def main() -> int:
     print(race.report(results["race"]))
     results["compare"] = compare.main()
     print(compare.report(results["compare"]))
+    results["model_file"] = model_file.main()
+    print(model_file.report(results["model_file"]))
     try:
         from bench import dashboard
     except ImportError:

@@ -154,3 +154,65 @@ def test_variance_bad_arguments_exit_2_with_one_line(tmp_path, capfd, args, argu
     assert status == 2
     assert len(lines) == 1 and lines[0].startswith(f"vizvi: error: argument {argument}:"), lines
     assert not (tmp_path / "x.json").exists()
+
+
+def test_run_reports_the_latent_moments_of_q_and_of_the_reference(tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["run", "--model", "poisson-gamma", "--steps", "300", "--json", str(out), "--quiet"]) == 0
+    r = json.loads(out.read_text())
+    params = r["final"]["params"]
+    mean = params["concentration"] / params["rate"]
+    assert r["final"]["latent_mean"] == {"rate": pytest.approx(mean, rel=1e-12)}
+    assert r["final"]["latent_sd"]["rate"] == pytest.approx(params["concentration"] ** 0.5 / params["rate"], rel=1e-12)
+    exact = r["exact"]["params"]
+    assert r["reference"]["kind"] == "exact"
+    assert r["reference"]["latent_mean"]["rate"] == pytest.approx(exact["concentration"] / exact["rate"], rel=1e-9)
+    # 300 steps into the Gamma stall (softplus, Adam) q is far too wide: k-hat says so.
+    assert r["final"]["khat"] > 0.7 and len(r["history"]["khat"]) == len(r["history"]["variance_step"])
+    out2 = tmp_path / "v.json"
+    assert main(["run", "--model", "correlated-gaussian", "--steps", "50", "--json", str(out2), "--quiet"]) == 0
+    r2 = json.loads(out2.read_text())
+    assert len(r2["final"]["latent_mean"]["z"]) == 2 and r2["reference"]["latent_mean"]["z"] == pytest.approx([1.0, -1.0])
+
+
+def test_run_with_a_model_file_from_a_fresh_process(tmp_path):
+    out = tmp_path / "r.json"
+    proc = _vizvi("run", "--model-file", "examples/eight_schools_noncentered.py", "--steps", "3000", "--lr", "0.02",
+                  "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(out.read_text())
+    assert r["config"]["model"] == "eight-schools-noncentered" and r["status"] == "finished"
+    assert set(r["final"]["latent_mean"]) == {"mu", "tau", "theta_tilde"} and len(r["final"]["latent_sd"]["theta_tilde"]) == 8
+    assert r["reference"]["kind"] == "mcmc" and r["reference"]["mcmc"]["sampler"] == "NUTS"
+    assert set(r["reference"]["latent_sd"]) == {"mu", "tau", "theta_tilde"}
+    assert "loc[theta_tilde[3]]" in r["history"]["params"] and len(r["history"]["params"]) == 20
+    assert "MCMC reference (NUTS" in proc.stderr
+
+
+def test_run_with_a_file_given_reference_and_with_none(tmp_path):
+    out = tmp_path / "r.json"
+    assert main(["run", "--model-file", "tests/model_files/poisson_rate.py", "--steps", "50", "--json", str(out), "--quiet"]) == 0
+    r = json.loads(out.read_text())
+    assert r["reference"]["kind"] == "given" and r["reference"]["latent_mean"] == {"rate": pytest.approx(42 / 11)}
+    assert main(["run", "--model-file", "tests/model_files/poisson_rate.py", "--reference", "none", "--steps", "50",
+                 "--json", str(out), "--quiet"]) == 0
+    assert json.loads(out.read_text())["reference"] is None
+
+
+def test_a_bad_model_file_exits_2_naming_the_file_and_line(tmp_path):
+    proc = _vizvi("run", "--model-file", "tests/model_files/bad_shape.py", "--json", str(tmp_path / "x.json"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "vizvi: error: argument --model-file: tests/model_files/bad_shape.py:11: observed 'y' has shape (7,) but the "
+        "joint's part 'y' has shape (8,)")
+
+
+def test_list_and_compare_take_model_files(tmp_path, capsys):
+    assert main(["list", "--model-file", "examples/eight_schools_centered.py"]) == 0
+    assert "eight-schools-centered" in capsys.readouterr().out
+    out = tmp_path / "c.json"
+    assert main(["compare", "--model-file", "examples/eight_schools_centered.py", "--vary", "lr=0.01,0.02", "--steps", "200",
+                 "--json", str(out), "--quiet"]) == 0
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["config"]["model"] for r in runs] == ["eight-schools-centered"] * 2
+    assert all(set(r["final"]["latent_mean"]) == {"mu", "tau", "theta"} for r in runs)

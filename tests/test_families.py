@@ -118,3 +118,59 @@ def test_bad_init_is_named(spec, message):
     with pytest.raises(ConfigError, match=message) as err:
         resolve_init(get_family("gamma", m), m, m.data_tensors(m.simulate(5, 0)), spec, 0)
     assert err.value.argument == "init"
+
+
+class _VectorModel:
+    """Just what sizing a vector family reads from a model."""
+
+    def __init__(self, coordinates):
+        self.coordinates = tuple(coordinates)
+
+
+def _random_full_rank(d, rng):
+    chol = np.tril(rng.normal(0, 0.4, size=(d, d)))
+    chol[np.diag_indices(d)] = rng.uniform(0.5, 1.5, size=d)
+    return np.concatenate([rng.normal(size=d), chol[np.tril_indices(d)]]), chol
+
+
+@pytest.mark.parametrize("d", [1, 3, 4])
+def test_full_rank_family_in_d_dimensions(d):
+    f = FAMILIES["full-rank-normal"].for_model(_VectorModel([f"x{i}" for i in range(d)]))
+    assert f.dim == d and f.size == d + d * (d + 1) // 2
+    assert f.param_names[d] == "scale_tril[x0,x0]" and f.param_names[-1] == f"scale_tril[x{d - 1},x{d - 1}]"
+    assert f is FAMILIES["full-rank-normal"].for_model(_VectorModel([f"x{i}" for i in range(d)]))  # one per naming
+    rng = np.random.default_rng(d)
+    theta, chol = _random_full_rank(d, rng)
+    t = tf.constant(theta, tf.float64)
+    np.testing.assert_allclose(f.from_natural(f.natural_params(t)).numpy(), theta, rtol=1e-9, atol=1e-12)
+    cov = chol @ chol.T
+    mean, sd = f.moments(theta)
+    np.testing.assert_allclose(sd, np.sqrt(np.diag(cov)), rtol=1e-12)
+    np.testing.assert_allclose(f.build(t).covariance().numpy(), cov, rtol=1e-10)
+    rows, cols = np.tril_indices(d)
+    second = cov + np.outer(theta[:d], theta[:d])
+    np.testing.assert_allclose(f.mean_params(t).numpy(), np.concatenate([theta[:d], second[rows, cols]]), rtol=1e-10)
+    np.testing.assert_allclose(f.moment_match(theta[:d], cov), theta, rtol=1e-9, atol=1e-12)
+    # The natural parameters pair with T(z) = (z, z_i z_j for i >= j) to give log q up to a constant.
+    z = f.build(t).sample(3, seed=(1, 2)).numpy()
+    stats = np.concatenate([z, z[:, rows] * z[:, cols]], axis=1)
+    log_q = f.build(t).log_prob(z).numpy()
+    eta = f.natural_params(t).numpy()
+    diff = log_q - stats @ eta
+    np.testing.assert_allclose(diff, diff[0], rtol=1e-9)
+
+
+@pytest.mark.parametrize("d", [1, 5])
+def test_mean_field_family_in_d_dimensions(d):
+    f = FAMILIES["mean-field-normal"].for_model(_VectorModel([f"b[{i}]" for i in range(d)]))
+    assert f.param_names == tuple(f"loc[b[{i}]]" for i in range(d)) + tuple(f"scale[b[{i}]]" for i in range(d))
+    theta = np.concatenate([np.arange(d, dtype=float), np.linspace(0.5, 2.0, d)])
+    t = tf.constant(theta, tf.float64)
+    np.testing.assert_allclose(f.from_natural(f.natural_params(t)).numpy(), theta, rtol=1e-12)
+    assert f.build(t).event_shape == [d]
+
+
+def test_the_two_dimensional_families_keep_their_names():
+    assert FAMILIES["full-rank-normal"].param_names == (
+        "loc[0]", "loc[1]", "scale_tril[0,0]", "scale_tril[1,0]", "scale_tril[1,1]")
+    assert FAMILIES["mean-field-normal"].param_names == ("loc[0]", "loc[1]", "scale[0]", "scale[1]")

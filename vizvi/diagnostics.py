@@ -253,3 +253,100 @@ def _farthest_first(run, names, theta) -> list:
 def stalled(run) -> list:
     """Names of the stalled parameters."""
     return [n for n, d in diagnose(run).items() if d["status"].stalled]
+
+
+# -- how good q is as a whole: PSIS k-hat and the latent moments against a reference ----------
+KHAT_GOOD = 0.5  # below: q is close where importance sampling needs it (Yao et al. 2018)
+MEAN_OFF_SD = 0.5  # a latent's q mean this many reference sds from the reference mean is "off"
+SD_RATIO_LOW, SD_RATIO_HIGH = 0.67, 1.5  # q's sd outside these multiples of the reference sd
+
+
+class LatentGap(NamedTuple):
+    """One latent element: q's mean and sd against the reference's."""
+
+    name: str  # the part's name with its index, e.g. theta[3]
+    q_mean: float
+    q_sd: float
+    ref_mean: float
+    ref_sd: float
+
+    @property
+    def mean_gap(self) -> float:
+        """(q mean - reference mean) in reference sds."""
+        return (self.q_mean - self.ref_mean) / self.ref_sd if self.ref_sd > 0 else float("nan")
+
+    @property
+    def sd_ratio(self) -> float:
+        """q's sd over the reference's."""
+        return self.q_sd / self.ref_sd if self.ref_sd > 0 else float("nan")
+
+
+def _elements(means: dict, sds: dict):
+    """(name[index], mean, sd) for every element of every latent part."""
+    for part, m in means.items():
+        m, s = np.asarray(m, dtype=float), np.asarray(sds[part], dtype=float)
+        if m.ndim == 0:
+            yield part, float(m), float(s)
+        else:
+            for idx in np.ndindex(*m.shape):
+                yield f"{part}[{','.join(map(str, idx))}]", float(m[idx]), float(s[idx])
+
+
+def latent_gaps(run) -> list:
+    """Every latent element's q moments against the reference's (empty without a reference
+    that has latent moments), the worst (largest |mean gap| or sd ratio away from 1) first."""
+    ref = run.reference
+    if ref is None:
+        return []
+    ref_mean, ref_sd = run.model.reference_moments(ref)
+    if not ref_mean:
+        return []
+    q_mean, q_sd = run.model.latent_moments(run.family, run.theta)
+    refs = {n: (m, s) for n, m, s in _elements(ref_mean, ref_sd)}
+    gaps = [LatentGap(n, m, s, *refs[n]) for n, m, s in _elements(q_mean, q_sd) if n in refs]
+
+    def badness(g):
+        return max(abs(g.mean_gap) / MEAN_OFF_SD, abs(np.log(max(g.sd_ratio, 1e-12))) / np.log(SD_RATIO_HIGH))
+
+    return sorted(gaps, key=badness, reverse=True)
+
+
+def posterior_check(run) -> dict:
+    """How well q matches the target as a whole: the latest PSIS k-hat with its verdict, and
+    the latent elements whose mean or sd is off the reference's. ``lines`` say it in words."""
+    khat_series = run.history.variance_series().get("khat", np.zeros(0))
+    khat_series = np.asarray(khat_series, dtype=float)
+    khat_series = khat_series[~np.isnan(khat_series)]
+    lines = []
+    khat = float(khat_series[-1]) if len(khat_series) else None
+    if khat is not None:
+        from vizvi.psis import KHAT_THRESHOLD
+
+        if khat > KHAT_THRESHOLD:
+            lines.append(f"PSIS k-hat = {khat:.2f} > {KHAT_THRESHOLD}: importance weights of the target against q have "
+                         f"(effectively) infinite variance, so q is not a reliable approximation of this posterior "
+                         f"(Yao et al. 2018): trust its moments only as far as a reference confirms them.")
+        elif khat > KHAT_GOOD:
+            lines.append(f"PSIS k-hat = {khat:.2f}, between {KHAT_GOOD} and {KHAT_THRESHOLD}: q is usable but rough.")
+        else:
+            lines.append(f"PSIS k-hat = {khat:.2f} < {KHAT_GOOD}: q is close to the posterior where it matters.")
+    gaps = latent_gaps(run)
+    off = [g for g in gaps if abs(g.mean_gap) > MEAN_OFF_SD or not SD_RATIO_LOW <= g.sd_ratio <= SD_RATIO_HIGH]
+    ref = run.reference
+    for g in off[:5]:
+        parts = []
+        if abs(g.mean_gap) > MEAN_OFF_SD:
+            parts.append(f"its mean {g.q_mean:.3g} is {abs(g.mean_gap):.1f} reference sds {'above' if g.mean_gap > 0 else 'below'} "
+                         f"the reference's {g.ref_mean:.3g}")
+        if not SD_RATIO_LOW <= g.sd_ratio <= SD_RATIO_HIGH:
+            parts.append(f"its sd {g.q_sd:.3g} is {g.sd_ratio:.2f}x the reference's {g.ref_sd:.3g} "
+                         f"({'too narrow: q understates the uncertainty' if g.sd_ratio < 1 else 'too wide'})")
+        lines.append(f"{g.name}: " + "; ".join(parts) + ".")
+    if gaps and not off:
+        lines.append(f"Every latent's q mean is within {MEAN_OFF_SD} reference sds of the reference's and its sd within "
+                     f"{SD_RATIO_LOW}-{SD_RATIO_HIGH}x.")
+    if ref is not None and ref.mcmc is not None and ref.mcmc.get("divergences"):
+        lines.append(f"The NUTS reference itself had {ref.mcmc['divergences']} divergent transitions (a funnel or other "
+                     f"hard geometry): it may miss part of the posterior, so read these gaps with care.")
+    return {"khat": khat, "gaps": [g._asdict() | {"mean_gap": g.mean_gap, "sd_ratio": g.sd_ratio} for g in gaps],
+            "off": [g.name for g in off], "lines": lines}

@@ -16,6 +16,8 @@ from typing import Optional
 
 import numpy as np
 
+from vizvi import diagnostics
+
 RECENT_ROWS = 4000
 ARCHIVE_ROWS = 4000
 
@@ -174,6 +176,7 @@ def to_record(run) -> dict:
         "stalled": [n for n, d in diagnosis.items() if d["status"].stalled],
         "diagnosis": {n: d["text"] for n, d in diagnosis.items()},
         "diagnosis_detail": diagnosis,
+        "posterior_check": diagnostics.posterior_check(run),
         "events": run.events,
         "kl_kind": run.kl_kind,
         "data": {"source": run.dataset.source, "n": run.dataset.n},

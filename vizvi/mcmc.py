@@ -25,6 +25,7 @@ import numpy as np
 from vizvi._tf import tf
 import tensorflow_probability as tfp
 
+from vizvi.background import BackgroundCall
 from vizvi.engine import built_once
 from vizvi.errors import ConfigError
 from vizvi.models import MODELS, Model, Reference, Support
@@ -91,29 +92,36 @@ _get_segment = built_once(_build_segment)
 
 
 class McmcJob:
-    """One reference computation, run in a daemon thread; poll ``progress`` / ``done``."""
+    """One reference computation, run in the background (``BackgroundCall``); poll
+    ``progress`` / ``done``."""
 
     def __init__(self, model: Model, settings: McmcSettings = DEFAULT):
         self.model, self.settings = model, settings
         self.progress = 0.0  # fraction of all steps done
         self.phase = "compiling the sampler"
-        self.result: Optional[Reference] = None
-        self.error: Optional[str] = None
         self.started = time.perf_counter()
-        self.seconds = 0.0
         self._cancel = threading.Event()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._main, name=f"mcmc-{model.name}", daemon=True)
-        self._thread.start()
+        self._call = BackgroundCall(self._sample, f"vizvi-mcmc-{model.name}", "the MCMC reference failed")
 
     @property
     def done(self) -> bool:
         """True once the job has a result or an error."""
-        return self._done.is_set()
+        return self._call.done
+
+    @property
+    def result(self) -> Optional[Reference]:
+        """The reference, once done without error."""
+        return self._call.result
+
+    @property
+    def error(self) -> Optional[str]:
+        """Why the job failed, once it has."""
+        error = self._call.error
+        return error.split(": ", 1)[1] if error and error.startswith("model: ") else error
 
     def wait(self, timeout: Optional[float] = None) -> Optional[Reference]:
         """Block until done (or ``timeout`` s); the result, or None."""
-        self._done.wait(timeout)
+        self._call.wait(timeout)
         return self.result
 
     def cancel(self) -> None:
@@ -130,20 +138,9 @@ class McmcJob:
                     f"min ESS {m['ess_bulk_min']:.0f}, max R-hat {m['rhat_max']:.3f}, {m['divergences']} divergences")
         return f"MCMC reference: {self.phase} ({100 * self.progress:.0f}%, {time.perf_counter() - self.started:.0f} s)"
 
-    def _main(self):
-        try:
-            self.result = self._sample()
-        except ConfigError as e:
-            self.error = e.message
-        except Exception as e:  # noqa: BLE001 - kept as the job's message, never lost in the thread
-            self.error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
-        finally:
-            self.seconds = time.perf_counter() - self.started
-            self._done.set()
-
     def _sample(self) -> Reference:
         s, model = self.settings, self.model
-        kernel, bijector, segment = _get_segment((model.name,) + _sampler_key(model.name, s)[1:])
+        kernel, bijector, segment = _get_segment(_sampler_key(model.name, s))
         rng = np.random.default_rng(s.seed)
         # Stan's default start: uniform(-2, 2) on the unconstrained scale, around the initial point.
         start = np.asarray(bijector.inverse(tf.constant(model.initial_point(), DTYPE)), dtype=np.float64) \

@@ -33,6 +33,7 @@ import re
 import runpy
 import threading
 import traceback
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -253,7 +254,11 @@ class FileModel(Model):
 
     def _prior_draws(self) -> np.ndarray:
         """Prior draws of the latent as z: unconstrained on R^d, as they are for a scalar latent."""
-        x = self.joint.sample(PRIOR_DRAWS, seed=(20, 26))
+        with warnings.catch_warnings():
+            # An auto-batched joint warns that stateless seeds make it sample draw by draw: a
+            # second, once per model, for draws that must be the same every time.
+            warnings.filterwarnings("ignore", message="Saw Tensor seed")
+            x = self.joint.sample(PRIOR_DRAWS, seed=(20, 26))
         latent = [x[p.name] if isinstance(x, dict) else getattr(x, p.name, None) for p in self.parts]
         if any(v is None for v in latent):  # a JointDistributionSequential: a list in part order
             names = self.joint._flat_resolve_names()  # TFP's resolved part names (no public accessor)

@@ -29,6 +29,13 @@ st.markdown(
 st.subheader("Models")
 st.table({"model": list(MODELS), "what": [m.description for m in MODELS.values()],
           "families": [", ".join(families_for(m)) for m in MODELS.values()]})
+st.markdown(
+    "**Your own model**: start the dashboard with `make run MODEL=path/to/model.py` (or `streamlit run dashboard.py "
+    "-- --model-file path/to/model.py`) and the model appears in the list. The file defines `joint` (a TFP "
+    "`JointDistribution*`) and `observed` (part name -> values); see `examples/` (eight schools centered and "
+    "non-centered, a 31-coefficient logistic regression). Its latents are fitted on their unconstrained scale "
+    "(mean-field or full-rank Normal: ADVI), a NUTS reference is drawn in the background, and its ESS and R-hat shown."
+)
 st.subheader("Variational families")
 st.table({"family": list(FAMILIES), "what": [f.title for f in FAMILIES.values()],
           "parameters": [f.describe_params() for f in FAMILIES.values()]})
@@ -46,5 +53,8 @@ st.markdown(
     "little to arrive soon: the optimizer's step is the bottleneck (try `natural`, or the `exp` parameterization).\n"
     "- **stalled (noise-limited)**: no window shows a reliable gradient direction: the estimator's noise drowns "
     "the signal (try `pathwise`, `stl`, more samples, or a Robbins-Monro schedule).\n"
-    "- **diverged**: a non-finite ELBO, gradient or parameter stopped the run; the last finite state is kept."
+    "- **diverged**: a non-finite ELBO, gradient or parameter stopped the run; the last finite state is kept.\n"
+    "- **PSIS k-hat** (Yao, Vehtari, Simpson and Gelman 2018), measured every K steps from 1,000 draws of q: the "
+    "shape of the importance weights' tail. Below 0.5 q is close to the posterior where it matters; 0.5-0.7 usable; "
+    "above 0.7 the weights have effectively infinite variance and q is not to be trusted, whatever the ELBO says."
 )

@@ -121,7 +121,7 @@ def test_the_log_density_is_the_pinned_joint_plus_the_log_jacobian(path):
 
 def test_a_joint_that_cannot_take_a_batch_is_evaluated_draw_by_draw():
     m = load_model_file(model_path("unbatched_named.py"))
-    assert not m._batched
+    assert not m.batched
     z = np.random.default_rng(1).normal(size=(5, 2))
     batched = m.log_joint(tf.constant(z, DTYPE), {}).numpy()
     single = [m.log_joint(tf.constant(z[i:i + 1], DTYPE), {}).numpy()[0] for i in range(5)]
@@ -244,3 +244,12 @@ def test_the_regression_example_loads_trains_and_shows_mean_field_too_narrow():
     narrow = [g for g in check["gaps"] if g["name"].startswith("coefficients[") and g["sd_ratio"] < 0.8]
     assert len(narrow) >= 15
     assert run.record()["history"]["params"].keys() >= {"loc[coefficients[29]]", "scale[intercept]"}
+
+
+def test_a_joint_evaluated_draw_by_draw_trains_compiled():
+    m = register_model_files([model_path("unbatched_named.py")])[0]
+    run = Run(RunConfig(model=m.name, steps=3000, lr=0.02)).run()
+    assert run.status.value == "finished"
+    # y = 0.5 + 2 x + a wiggle, 20 points, noise sd 0.5: the posterior mean is near (0.5, 2).
+    w = run.record()["final"]["latent_mean"]["w"]
+    assert w == pytest.approx([0.5, 2.0], abs=0.15)

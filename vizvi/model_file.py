@@ -122,8 +122,10 @@ class FileModel(Model):
             self.default_family = "mean-field-normal"
         else:
             self.default_family = "lognormal" if self.support is Support.POSITIVE else "beta"
-        self._batched = True
-        self._batched = self._accepts_batches()
+        # TFP's bijectors cache their results in a structure that concurrent calls corrupt; a
+        # trainer's trace, an MCMC job's trace and a page's eager moments may come at once.
+        self._lock = threading.RLock()
+        self.batched = self._accepts_batches()  # False: evaluated draw by draw
         self._given_reference = namespace.get("reference")
         self._prior_lock = threading.Lock()
         self._prior = None
@@ -159,7 +161,8 @@ class FileModel(Model):
         """The latent parts in the model's own coordinates, for z [..., d]."""
         if self.support is not Support.VECTOR:
             return [tf.cast(z[..., 0], self.part_dtypes[0])]
-        return tf.nest.flatten(self.bijector.forward(self._pack(self.split(z))))
+        with self._lock:
+            return tf.nest.flatten(self.bijector.forward(self._pack(self.split(z))))
 
     # -- densities ------------------------------------------------------------------------
     def _log_density_flat(self, z):
@@ -180,10 +183,11 @@ class FileModel(Model):
             z = z[..., None]
         lead = tf.shape(z)[:-1]
         flat = tf.reshape(z, [-1, self.dim])
-        if self._batched:
-            lp = self._log_density_flat(flat)
-        else:
-            lp = tf.vectorized_map(lambda one: self._log_density_flat(one[None])[0], flat, fallback_to_while_loop=True)
+        with self._lock:
+            if self.batched:
+                lp = self._log_density_flat(flat)
+            else:
+                lp = tf.vectorized_map(lambda one: self._log_density_flat(one[None])[0], flat, fallback_to_while_loop=True)
         return tf.reshape(lp, lead)
 
     def _accepts_batches(self) -> bool:
@@ -254,7 +258,7 @@ class FileModel(Model):
 
     def _prior_draws(self) -> np.ndarray:
         """Prior draws of the latent as z: unconstrained on R^d, as they are for a scalar latent."""
-        with warnings.catch_warnings():
+        with self._lock, warnings.catch_warnings():
             # An auto-batched joint warns that stateless seeds make it sample draw by draw: a
             # second, once per model, for draws that must be the same every time.
             warnings.filterwarnings("ignore", message="Saw Tensor seed")
@@ -265,7 +269,8 @@ class FileModel(Model):
             latent = [x[names.index(p.name)] for p in self.parts]
         if self.support is not Support.VECTOR:
             return np.asarray(latent[0], dtype=np.float64).reshape(PRIOR_DRAWS, 1)
-        u = tf.nest.flatten(self.bijector.inverse(self._pack(latent)))
+        with self._lock:
+            u = tf.nest.flatten(self.bijector.inverse(self._pack(latent)))
         return np.concatenate([np.asarray(v, dtype=np.float64).reshape(PRIOR_DRAWS, -1) for v in u], axis=1)
 
     def reference(self, data) -> Optional[Reference]:

@@ -2,13 +2,18 @@
 
 import streamlit as st
 
-from vizvi.ui import runtime
+from vizvi.ui import model_files, runtime
 
 runtime.keep_tensorflow_state_across_reruns()
 runtime.share_the_interpreter_with_the_trainer()
+# `streamlit run dashboard.py -- --model-file a.py`: loaded once per process; a bad file is
+# reported on every page and the other models work.
+model_file_errors = model_files.register_from_argv()
 
 st.set_page_config(page_title="vizvi: watch variational inference", page_icon="📈", layout="wide",
                    initial_sidebar_state="expanded")
+for message in model_file_errors:
+    st.error(f"Model file not loaded: {message}", icon="📄")
 
 pages = [
     st.Page("app_pages/run.py", title="Run", icon=":material/monitoring:", default=True),

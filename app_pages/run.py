@@ -1,7 +1,8 @@
 """The run page: pick a target, a family, an estimator and an optimizer, and watch it train.
 
 Sidebar controls (from the settings registry, restored from the URL) -> buttons -> a run made,
-changed or prepared -> errors -> the URL -> status, diagnosis and live charts -> export.
+changed or prepared -> errors -> the URL -> status, diagnosis, the reference posterior (a model
+file's by MCMC, in the background) and live charts -> what the charts mean -> export.
 """
 
 import streamlit as st
@@ -46,6 +47,7 @@ st.query_params.from_dict(controls.current_settings())
 panels.preparing_panel()
 if trainer is not None:
     panels.live_panels(trainer)
+    panels.chart_notes(trainer)
     panels.export_panel(trainer)
 elif session.preparing() is None:
     st.warning("Fix the settings above to start a run.")

@@ -24,8 +24,12 @@ def main() -> int:
     except ImportError:
         dashboard = None
     if dashboard is not None:
+        from bench import dashboard_latents
+
         results["dashboard"] = dashboard.main()
         print(dashboard.report(results["dashboard"]))
+        results["dashboard_latents"] = dashboard_latents.main()
+        print(dashboard_latents.report(results["dashboard_latents"]))
     out = Path(__file__).with_name("results.json")
     out.write_text(json.dumps(results, indent=1))
     print(f"figures written to {out}")

@@ -30,6 +30,6 @@ def hard_timeout():
 def pytest_sessionfinish(session, exitstatus):
     """Let background calls (a preparation, a comparison's recompile) end before the process
     does: exiting inside an XLA compile can abort the interpreter and fail a passing run."""
-    worker = sys.modules.get("vizvi.worker")
-    if worker is not None:
-        worker.BackgroundCall.wait_all(120)
+    background = sys.modules.get("vizvi.background")
+    if background is not None:
+        background.BackgroundCall.wait_all(120)

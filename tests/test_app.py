@@ -27,7 +27,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard.py")
-CHART_KEYS = ("elbo", "params", "density", "grads", "variance")
+CHART_KEYS = ("elbo", "params", "density", "grads", "variance", "khat")
 DEADLINE_S = 90.0
 STATUS = re.compile(r"^\*\*(?P<status>[a-z]+)\*\* · step (?P<step>[\d,]+)")
 

@@ -34,7 +34,7 @@ def snaps():
 @pytest.mark.parametrize("which", ["gamma", "banana"])
 def test_every_figure_is_valid_plotly_and_capped(snaps, which):
     figures = charts.all_figures(snaps[which])
-    assert set(figures) == {"elbo", "params", "grads", "variance", "density"}
+    assert set(figures) == {"elbo", "params", "grads", "variance", "density", "khat"}
     for key, fig in figures.items():
         go.Figure(fig)  # raises on any property Plotly does not know
         assert fig["layout"]["uirevision"] == key
@@ -175,10 +175,11 @@ def test_log_axes_turn_the_elbo_into_its_gap_to_the_log_evidence():
 def test_all_figures_takes_log_axes_as_a_keyword(snaps):
     params = list(inspect.signature(charts.all_figures).parameters.values())
     assert [(p.name, p.default) for p in params[1:]] == [("method", "ema"), ("span", 50), ("log_axes", False),
-                                                          ("per_evaluation", False)]
+                                                          ("per_evaluation", False), ("focus", None),
+                                                          ("latent_view", None), ("overview", None)]
     for which in ("gamma", "banana"):
         figures = charts.all_figures(snaps[which], "ema", 50, log_axes=True)
-        assert set(figures) == {"elbo", "params", "grads", "variance", "density"}
+        assert set(figures) == {"elbo", "params", "grads", "variance", "density", "khat"}
         for fig in figures.values():
             go.Figure(fig)
             assert fig["layout"]["uirevision"]

@@ -1,7 +1,7 @@
 """The dashboard in a real browser (Debian's Chromium via Playwright).
 
 Starts ``streamlit run dashboard.py`` on a free port, opens it, presses Start and checks from
-inside the page: the five charts stay visible in >= 98% of 20 ms samples and are never
+inside the page: the six charts stay visible in >= 98% of 20 ms samples and are never
 remounted, their data grows, every trace stays capped however long the run, a user's zoom
 survives updates, Pause stops all updates and training, and two browser contexts running
 different configurations at the same time do not see each other's state. Saves screenshots
@@ -17,7 +17,7 @@ from tests.browser_util import REPO_ROOT, chromium, sample_charts, streamlit_app
 from vizvi.charts import MAX_POINTS
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
-KEYS = ("elbo", "params", "density", "grads", "variance")
+KEYS = ("elbo", "params", "density", "grads", "variance", "khat")
 GRAPH = "(k) => document.querySelector(`[data-vizvi-chart='${k}'] .js-plotly-plot`)"
 
 

@@ -214,12 +214,22 @@ def _x_span(steps: np.ndarray) -> Optional[tuple]:
     return (int(steps[0]), int(steps[-1])) if len(steps) else None
 
 
+def log_evidence(reference) -> Optional[float]:
+    """The reference's log evidence, or None where it has none (no reference yet; an MCMC or a
+    model file's given reference: draws and moments do not give it)."""
+    if reference is None or not np.isfinite(reference.log_evidence):
+        return None
+    return float(reference.log_evidence)
+
+
 def elbo_figure(snap, method: str = "ema", span: int = 50, log_axes: bool = False) -> dict:
     """ELBO estimates, raw and smoothed, with the exact (or grid) log evidence as a line.
 
     With ``log_axes`` the chart shows the gap ``log evidence − ELBO`` instead, on a log axis:
     the ELBO itself is negative, so only the gap has a meaningful log scale, and there a stall
-    a few nats (or 0.01 nat) short of the evidence is as visible as the first thousand.
+    a few nats (or 0.01 nat) short of the evidence is as visible as the first thousand. Where
+    the log evidence is unknown (a model file: MCMC gives none) there is no line, and
+    ``log_axes`` shows −ELBO instead of the gap.
     """
     s = snap.series
     steps = np.asarray(s.get("step", []))
@@ -227,11 +237,12 @@ def elbo_figure(snap, method: str = "ema", span: int = 50, log_axes: bool = Fals
     smoothed = smooth(elbo, method, span)
     idx = thin(steps)
     label = "EMA" if method == "ema" else "moving average"
-    ref = snap.reference
-    kind = "exact" if ref.kind == "exact" else "grid"
+    evidence = log_evidence(snap.reference)
+    kind = "exact" if evidence is not None and snap.reference.kind == "exact" else "grid"
     if log_axes:
         # Gaps in float64 before wire_values's float32: the evidence can be -1e4 and the gap 1e-3.
-        raw, smooth_y = ref.log_evidence - elbo, ref.log_evidence - smoothed
+        top = evidence if evidence is not None else 0.0
+        raw, smooth_y = top - elbo, top - smoothed
         # A single estimate (or a short average) can exceed the log evidence by noise, and a
         # grid reference is itself approximate: such gaps <= 0 have no place on a log axis.
         # They become NaN (a gap in the line) rather than a floor, which would draw invented
@@ -245,27 +256,34 @@ def elbo_figure(snap, method: str = "ema", span: int = 50, log_axes: bool = Fals
         {"type": "scatter", "mode": "lines", "name": f"{label} (span {span})", "x": step_numbers(steps, idx),
          "y": wire_values(smooth_y[idx]), "line": {"color": COLORS[0], "width": 2.5}},
     ]
-    if log_axes:
+    if log_axes and evidence is None:
+        layout = base_layout("−ELBO, log scale (the log evidence is unknown)", "elbo-neg-log")
+        layout["yaxis"] = {"type": "log", "autorange": True, "title": {"text": "−ELBO (nats)"}}
+    elif log_axes:
         # E[log evidence − ELBO estimate] = KL(q ‖ posterior) exactly (≈ with a grid reference).
         approx = "=" if kind == "exact" else "≈"
-        evidence = "log evidence" if kind == "exact" else "log evidence (grid)"
-        layout = base_layout(f"ELBO gap: {evidence} − ELBO {approx} KL(q ‖ posterior), log scale", "elbo-log")
+        name = "log evidence" if kind == "exact" else "log evidence (grid)"
+        layout = base_layout(f"ELBO gap: {name} − ELBO {approx} KL(q ‖ posterior), log scale", "elbo-log")
         # A fresh uirevision (above): a zoom kept from the linear ELBO axis would be read as
         # powers of ten here. No fixed range: a log axis shows early and late gaps together.
         # The axis title is short enough for a 300 px chart; the chart title says the rest.
         layout["yaxis"] = {"type": "log", "autorange": True, "title": {"text": "log evidence − ELBO (nats)"}}
     else:
-        layout = base_layout("ELBO", "elbo")
+        layout = base_layout("ELBO" if evidence is not None else "ELBO (log evidence unknown: no line to reach)", "elbo")
     if len(steps) and not log_axes:
-        data.append({"type": "scatter", "mode": "lines", "name": f"log evidence ({kind})",
-                     "x": [int(steps[0]), int(steps[-1])], "y": [ref.log_evidence, ref.log_evidence],
-                     "line": {"color": EXACT_COLOR, "dash": "dash", "width": 1.5}})
+        if evidence is not None:
+            data.append({"type": "scatter", "mode": "lines", "name": f"log evidence ({kind})",
+                         "x": [int(steps[0]), int(steps[-1])], "y": [evidence, evidence],
+                         "line": {"color": EXACT_COLOR, "dash": "dash", "width": 1.5}})
         # Early ELBOs can be thousands below the end; range on the later 90% so the gap to the
         # evidence stays visible (the user can still zoom out; uirevision keeps their choice).
         tail = smoothed[len(smoothed) // 10:]
-        lo, hi = float(np.nanmin(tail)), max(float(np.nanmax(smoothed[-max(1, len(smoothed) // 2):])), ref.log_evidence)
-        pad = 0.08 * max(hi - lo, 1e-6)
-        layout["yaxis"] = {"range": [lo - pad, hi + pad], "title": {"text": "nats"}}
+        if np.isfinite(tail).any():
+            recent = smoothed[-max(1, len(smoothed) // 2):]
+            hi = float(np.nanmax(recent)) if np.isfinite(recent).any() else float(np.nanmax(tail))
+            lo, hi = float(np.nanmin(tail)), max([hi] + ([evidence] if evidence is not None else []))
+            pad = 0.08 * max(hi - lo, 1e-6)
+            layout["yaxis"] = {"range": [lo - pad, hi + pad], "title": {"text": "nats"}}
     shapes, annotations = _event_shapes(snap.events, x_span=_x_span(steps))
     layout["shapes"], layout["annotations"] = shapes, annotations
     return plotly_figure(data, layout)
@@ -290,67 +308,102 @@ def log_scalable(values: np.ndarray, optimum: Optional[float]) -> bool:
     return finite.size > 0 and bool(np.all(finite > 0)) and (optimum is None or optimum > 0)
 
 
-def params_figure(snap, log_axes: bool = False) -> dict:
+def _shown(snap, focus) -> list:
+    """Indices of the parameters a chart draws: ``focus`` (``vizvi.focus.shown``), or all."""
+    return list(range(len(snap.names))) if focus is None else list(focus)
+
+
+def _of_all(snap, shown: list) -> str:
+    """" (6 of 62)" in a title when a chart draws only some of the parameters."""
+    return f" ({len(shown)} of {len(snap.names)})" if len(shown) < len(snap.names) else ""
+
+
+def reference_values(snap) -> tuple:
+    """(values, label): the line each parameter panel draws, the KL-optimal parameters where
+    known in closed form, else the parameters matching the reference posterior's mean and
+    covariance (an MCMC reference: a full-rank q can reach them, a mean-field q's scales stay
+    below a correlated posterior's); (None, "") without either."""
+    if snap.optimum is not None:
+        return np.asarray(snap.optimum, dtype=float), "optimum (exact)"
+    match = getattr(snap, "reference_match", None)
+    if match is not None and reference_draws(snap.reference) is not None:  # a grid's moments are no target
+        return np.asarray(match[0], dtype=float), "posterior's moments (MCMC)"
+    return None, ""
+
+
+def params_figure(snap, log_axes: bool = False, focus=None) -> dict:
     """Each variational parameter in constrained units, one panel each, with its optimum.
 
     With ``log_axes`` every panel whose values and optimum are all positive (scales, rates,
     concentrations) gets a log axis, so a value stalled at 18 under an optimum of 3944 is not a
     flat line at 0; a panel with values <= 0 (a real-valued loc) stays linear and says so.
+    ``focus`` (parameter indices) draws only those; without a closed-form optimum the dashed
+    line is the reference posterior's moment match (``reference_values``).
     """
     s = snap.series
     names = snap.names
+    shown = _shown(snap, focus)
     steps = np.asarray(s.get("step", []))
     theta = np.asarray(s.get("theta", np.zeros((0, len(names)))))
     idx = thin(steps)
-    n = len(names)
-    # A fresh uirevision with log axes: a zoom kept from a linear panel would be read as powers of ten.
-    layout = base_layout("Variational parameters", "params-log" if log_axes else "params", height=max(300, 150 * n))
+    n = len(shown)
+    target, target_label = reference_values(snap)
+    # A fresh uirevision with log axes (a zoom kept from a linear panel would be read as powers
+    # of ten) and for another set of panels (panel k is another parameter).
+    key = ("params-log" if log_axes else "params") + ("" if len(shown) == len(names) else "-" + "-".join(map(str, shown)))
+    layout = base_layout(f"Variational parameters{_of_all(snap, shown)}", key, height=max(300, 150 * n))
     stack_axes(layout, n)
+    # Some of many (a model file's): each panel's title names its parameter, so the legend
+    # names only the dashed line, and 4 ticks a panel do; both save the browser milliseconds
+    # per update, which a page of tens of parameters needs.
+    some = len(shown) < len(names)
     data = []
-    for k, name in enumerate(names):
+    for k, i in enumerate(shown):
+        name = names[i]
         suffix = "" if k == 0 else str(k + 1)
         data.append({"type": "scatter", "mode": "lines", "name": name, "x": step_numbers(steps, idx),
-                     "y": wire_values(theta[idx, k]) if len(idx) else [], "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
-                     "line": {"color": COLORS[k % len(COLORS)], "width": 2}})
+                     "y": wire_values(theta[idx, i]) if len(idx) else [], "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
+                     "showlegend": not some, "line": {"color": COLORS[k % len(COLORS)], "width": 2}})
+        if some:
+            layout[f"yaxis{suffix}"]["nticks"] = 4
         title = name
         if log_axes:
-            optimum = float(snap.optimum[k]) if snap.optimum is not None else None
-            if log_scalable(theta[:, k] if len(theta) else np.zeros(0), optimum):
+            value = float(target[i]) if target is not None else None
+            if log_scalable(theta[:, i] if len(theta) else np.zeros(0), value):
                 layout[f"yaxis{suffix}"].update({"type": "log", "autorange": True})
                 title = f"{name} (log)"
             else:
                 title = f"{name} (linear: ≤ 0)"
         layout[f"yaxis{suffix}"]["title"] = {"text": title, "font": {"size": 11}}
-        if snap.optimum is not None and len(steps):
-            target = float(snap.optimum[k])
-            data.append({"type": "scatter", "mode": "lines", "name": f"{name} optimum", "showlegend": k == 0,
-                         "legendgroup": "optimum", "x": [int(steps[0]), int(steps[-1])], "y": [target, target],
-                         "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
+        if target is not None and len(steps):
+            value = float(target[i])
+            data.append({"type": "scatter", "mode": "lines", "name": target_label if k == 0 else f"{name} {target_label}",
+                         "showlegend": k == 0, "legendgroup": "optimum", "x": [int(steps[0]), int(steps[-1])],
+                         "y": [value, value], "xaxis": f"x{suffix}", "yaxis": f"y{suffix}",
                          "line": {"color": EXACT_COLOR, "dash": "dash", "width": 1.5}})
-    if snap.optimum is not None and data:
-        for trace in data:
-            if trace["name"].endswith("optimum"):
-                trace["name"] = "optimum (exact)" if trace["showlegend"] else trace["name"]
     shapes, annotations = _event_shapes(snap.events, n, _x_span(steps))
     layout["shapes"], layout["annotations"] = shapes, annotations
     return plotly_figure(data, layout)
 
 
-def grads_figure(snap, span: int = 50) -> dict:
-    """|d ELBO / d u| per parameter (the gradient the update used), smoothed, on a log axis."""
+def grads_figure(snap, span: int = 50, focus=None) -> dict:
+    """|d ELBO / d u| per parameter (the gradient the update used), smoothed, on a log axis;
+    ``focus`` (parameter indices) draws only those."""
     s = snap.series
     steps = np.asarray(s.get("step", []))
     grad = np.abs(np.asarray(s.get("grad", np.zeros((0, len(snap.names))))))
     idx = thin(steps)
+    shown = _shown(snap, focus)
     data = []
-    for k, name in enumerate(snap.names):
-        g = grad[:, k] if len(grad) else np.zeros(0)
+    for k, i in enumerate(shown):
+        g = grad[:, i] if len(grad) else np.zeros(0)
         # The EMA carries the magnitude; the noise around it is what the variance chart shows
         # (a raw trace per parameter doubled the browser's drawing time per update).
-        data.append({"type": "scatter", "mode": "lines", "name": name, "x": step_numbers(steps, idx),
+        data.append({"type": "scatter", "mode": "lines", "name": snap.names[i], "x": step_numbers(steps, idx),
                      "y": wire_values(np.maximum(smooth(g, "ema", span)[idx], 1e-300)) if len(g) else [],
                      "line": {"color": COLORS[k % len(COLORS)], "width": 2.5}})
-    layout = base_layout(f"|gradient| of the optimised (unconstrained) values, EMA span {span}", "grads")
+    layout = base_layout(f"|gradient| of the optimised (unconstrained) values{_of_all(snap, shown)}, EMA span {span}",
+                         "grads")
     layout["yaxis"] = {"type": "log", "title": {"text": "|gradient|"}}
     layout["shapes"], layout["annotations"] = _event_shapes(snap.events, x_span=_x_span(steps))
     return plotly_figure(data, layout)
@@ -377,32 +430,35 @@ def evaluations_per_estimate(snap, steps: np.ndarray) -> np.ndarray:
     return np.array([m * spec(e).evaluations_per_sample(len(snap.names)) for e, m in zip(estimators, samples)], dtype=float)
 
 
-def variance_figure(snap, per_evaluation: bool = False) -> dict:
+def variance_figure(snap, per_evaluation: bool = False, focus=None) -> dict:
     """Gradient-estimator variance and signal-to-noise ratio per parameter, log axes.
 
     ``per_evaluation`` scales both to one target evaluation: the variance times the
     evaluations an estimate costs, the SNR over their square root. Estimators that spend more
     evaluations per sample (measure-valued: 2 per parameter) then compare at equal cost.
+    ``focus`` (parameter indices) draws only those.
     """
     v = snap.variance
     steps = np.asarray(v.get("step", []))
     idx = thin(steps)
+    shown = _shown(snap, focus)
     unit = "per target evaluation" if per_evaluation else "per gradient estimate"
-    layout = base_layout(f"Gradient estimator: variance and signal-to-noise ratio, {unit}", "variance", height=380)
+    # Short: the chart shares its row with k-hat's.
+    layout = base_layout(f"Gradient variance and signal-to-noise{_of_all(snap, shown)}, {unit}", "variance", height=380)
     stack_axes(layout, 2, gap=0.1)
     layout["yaxis"].update({"type": "log", "title": {"text": "variance x evaluations" if per_evaluation else "variance"}})
     layout["yaxis2"].update({"type": "log", "title": {"text": "SNR / sqrt(evaluations)" if per_evaluation else "SNR |mean|/sd"}})
     cost = evaluations_per_estimate(snap, steps[idx]) if per_evaluation else np.ones(len(idx))
     data = []
-    for k, name in enumerate(snap.names):
-        color = COLORS[k % len(COLORS)]
-        var = np.asarray(v.get("grad_variance", np.zeros((0, len(snap.names)))))
-        snr = np.asarray(v.get("grad_snr", np.zeros((0, len(snap.names)))))
+    var = np.asarray(v.get("grad_variance", np.zeros((0, len(snap.names)))))
+    snr = np.asarray(v.get("grad_snr", np.zeros((0, len(snap.names)))))
+    for k, i in enumerate(shown):
+        name, color = snap.names[i], COLORS[k % len(COLORS)]
         data.append({"type": "scatter", "mode": "lines", "name": name, "legendgroup": name,
-                     "x": step_numbers(steps, idx), "y": wire_values(var[idx, k] * cost) if len(idx) else [],
+                     "x": step_numbers(steps, idx), "y": wire_values(var[idx, i] * cost) if len(idx) else [],
                      "line": {"color": color, "width": 1.5}})
         data.append({"type": "scatter", "mode": "lines", "name": f"{name} SNR", "legendgroup": name,
-                     "showlegend": False, "x": step_numbers(steps, idx), "y": wire_values(snr[idx, k] / np.sqrt(cost)) if len(idx) else [],
+                     "showlegend": False, "x": step_numbers(steps, idx), "y": wire_values(snr[idx, i] / np.sqrt(cost)) if len(idx) else [],
                      "xaxis": "x2", "yaxis": "y2", "marker": {"size": 3}, "line": {"color": color, "width": 1.5}})
     if len(steps):
         data.append({"type": "scatter", "mode": "lines", "name": "SNR 0.1", "x": [int(steps[0]), int(steps[-1])],
@@ -418,17 +474,68 @@ def legend_below_axis_title(layout: dict) -> None:
     layout["margin"]["b"] = 80
 
 
-def density_figure(snap) -> dict:
-    """The current q against the exact posterior (1-D densities) or the reference (2-D contours)."""
+HIST_BINS = 40  # bins of a histogram of reference draws against q's density
+
+
+def draws_histogram(values, lo: float, hi: float, axis: str = "", showlegend: bool = True) -> dict:
+    """A histogram of reference draws over [lo, hi] as a filled step line (cheaper for the
+    browser than bars), scaled as a density of all the draws (those outside the range count)."""
+    values = np.asarray(values, dtype=float)
+    counts, edges = np.histogram(values, bins=HIST_BINS, range=(lo, hi))
+    density = counts / (max(len(values), 1) * (edges[1] - edges[0]))
+    return {"type": "scatter", "mode": "lines", "name": "reference posterior (MCMC draws)", "legendgroup": "draws",
+            "showlegend": showlegend, "x": wire_values(edges), "y": wire_values(np.append(density, density[-1])),
+            "line": {"color": "#6b7280", "width": 1, "shape": "hv"}, "fill": "tozeroy", "fillcolor": "rgba(107,114,128,0.18)",
+            "xaxis": f"x{axis}", "yaxis": f"y{axis}"}
+
+
+def reference_draws(reference) -> Optional[np.ndarray]:
+    """The reference's draws of the latent vector [N, d] (an MCMC reference's), else None."""
+    draws = getattr(reference, "draws", None) if reference is not None else None
+    return None if draws is None else np.asarray(draws, dtype=float).reshape(len(draws), -1)
+
+
+def _given_moments(reference) -> Optional[tuple]:
+    """(mean, sd) of a scalar latent from a model file's own ``reference`` (kind "given"), else None."""
+    if reference is None or reference.kind != "given" or not reference.latent_mean or not reference.latent_sd:
+        return None
+    mean, sd = next(iter(reference.latent_mean.values())), next(iter(reference.latent_sd.values()))
+    return (float(mean), float(sd)) if np.ndim(mean) == 0 and np.ndim(sd) == 0 else None
+
+
+def density_figure(snap, view=None) -> dict:
+    """The current q against the exact posterior (1-D densities), the reference (2-D contours),
+    or, for a latent in R^d without a density to draw, q's marginals or a pair against the
+    reference's MCMC draws as ``view`` (a ``vizvi.latent_charts.LatentView``) asks."""
     d = snap.density
     latent = d.get("latent", "z")
+    if d.get("kind") == "gaussian":
+        from vizvi.latent_charts import latent_figure
+
+        return latent_figure(snap, view)
     if d.get("kind") == "1d":
         data = [{"type": "scatter", "mode": "lines", "name": "q (current)", "x": wire_values(d["z"]), "y": wire_values(d["q"]),
                  "line": {"color": COLORS[0], "width": 2.5}}]
+        title = "q against the exact posterior"
         if d.get("exact") is not None:
             data.append({"type": "scatter", "mode": "lines", "name": "exact posterior", "x": wire_values(d["z"]),
                          "y": wire_values(d["exact"]), "line": {"color": EXACT_COLOR, "dash": "dash", "width": 2}})
-        layout = base_layout("q against the exact posterior", "density")
+        elif reference_draws(snap.reference) is not None:
+            data.append(draws_histogram(reference_draws(snap.reference)[:, 0], float(d["z"][0]), float(d["z"][-1])))
+            title = "q against the reference posterior (MCMC)"
+        else:
+            title = "q (no reference posterior yet)"
+        layout = base_layout(title, "density")
+        given = _given_moments(snap.reference)
+        if given is not None:
+            # A model file's own posterior moments: its mean (dashed) and mean ± sd (shaded).
+            mean, sd = given
+            layout["title"]["text"] = "q against the reference posterior's mean ± sd (given by the model file)"
+            layout["shapes"] = [
+                {"type": "rect", "xref": "x", "yref": "paper", "x0": mean - sd, "x1": mean + sd, "y0": 0, "y1": 1,
+                 "fillcolor": "rgba(17,24,39,0.08)", "line": {"width": 0}},
+                {"type": "line", "xref": "x", "yref": "paper", "x0": mean, "x1": mean, "y0": 0, "y1": 1,
+                 "line": {"color": EXACT_COLOR, "dash": "dash", "width": 1.5}}]
         layout["xaxis"] = {"title": {"text": latent}}
         layout["yaxis"] = {"title": {"text": "density"}}
         legend_below_axis_title(layout)
@@ -449,21 +556,78 @@ def density_figure(snap) -> dict:
     return plotly_figure(data, layout)
 
 
-def all_figures(snap, method: str = "ema", span: int = 50, log_axes: bool = False, per_evaluation: bool = False) -> dict:
+KHAT_CAP = 1.5  # k-hat drawn at most this high; larger (and infinite) values sit on the top edge, marked
+
+
+def khat_figure(snap) -> dict:
+    """PSIS k-hat of q against the target over the steps it was measured at (every K steps),
+    with the 0.7 threshold above which q is not trustworthy and the 0.5 below which it is good
+    (Yao, Vehtari, Simpson and Gelman 2018, ``vizvi.psis``)."""
+    from vizvi.psis import KHAT_THRESHOLD
+
+    v = snap.variance
+    steps = np.asarray(v.get("step", []))
+    khat = np.asarray(v.get("khat", np.zeros(len(steps))), dtype=float)
+    measured = ~np.isnan(khat)
+    steps, khat = steps[measured], khat[measured]
+    idx = thin(steps)
+    shown = khat[idx]
+    off = shown > KHAT_CAP  # infinite when a few draws carry all the weight
+    data = [{"type": "scatter", "mode": "lines", "name": "k̂", "x": step_numbers(steps, idx),
+             "y": wire_values(np.minimum(shown, KHAT_CAP)), "line": {"color": COLORS[0], "width": 1.8}}]
+    if off.any():
+        data.append({"type": "scatter", "mode": "markers", "name": f"k̂ > {KHAT_CAP:g} (off the scale)",
+                     "x": step_numbers(steps, idx[off]), "y": wire_values(np.full(int(off.sum()), KHAT_CAP)),
+                     "marker": {"symbol": "triangle-up", "size": 8, "color": COLORS[1]}})
+    layout = base_layout(f"PSIS k̂ of q: below 0.5 good, 0.5–{KHAT_THRESHOLD:g} usable, above {KHAT_THRESHOLD:g} "
+                         f"not trustworthy", "khat")
+    finite = shown[np.isfinite(shown)]
+    low = min(0.0, float(finite.min()) - 0.05) if finite.size else 0.0
+    layout["yaxis"] = {"range": [low, KHAT_CAP + 0.05], "title": {"text": "k̂"}}
+    layout["showlegend"] = bool(off.any())  # one line, named by the title (a legend costs the browser ~3 ms an update)
+    # Threshold lines across the whole plot, whatever steps are drawn: shapes in paper x.
+    layout["shapes"] = [
+        {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "yref": "y", "y0": level, "y1": level,
+         "line": {"color": color, "dash": dash, "width": 1.5}}
+        for level, color, dash in ((KHAT_THRESHOLD, "#dc2626", "dash"), (0.5, "#6b7280", "dot"))]
+    layout["annotations"] = [
+        {"xref": "paper", "x": 1, "xanchor": "right", "yref": "y", "y": KHAT_THRESHOLD, "yanchor": "bottom",
+         "showarrow": False, "text": f"{KHAT_THRESHOLD:g}: above it q is not trustworthy", "font": {"size": 10, "color": "#dc2626"}}]
+    if not len(steps):
+        every = snap.config.get("variance_every", 0)
+        text = ("not measured: set Variance every K steps above 0" if not every
+                else f"k̂ is measured every {every:,} steps; none yet")
+        layout["annotations"].append({"xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5, "showarrow": False,
+                                      "text": text, "font": {"size": 12, "color": "#6b7280"}})
+    return plotly_figure(data, layout)
+
+
+def all_figures(snap, method: str = "ema", span: int = 50, log_axes: bool = False, per_evaluation: bool = False,
+                focus=None, latent_view=None, overview: Optional[str] = None) -> dict:
     """Every live chart, keyed by its chart key.
 
     ``method`` and ``span`` pick the ELBO smoother; ``log_axes`` puts the parameter panels
     that are positive on log axes and turns the ELBO chart into its gap to the log evidence
     on a log axis (see ``elbo_figure`` and ``params_figure``); ``per_evaluation`` scales the
-    variance chart to one target evaluation (``variance_figure``).
+    variance chart to one target evaluation (``variance_figure``). For many parameters,
+    ``focus`` (indices, ``vizvi.focus.shown``) picks those the parameter, gradient and variance
+    charts draw, ``latent_view`` the coordinates of q against the posterior
+    (``vizvi.latent_charts.LatentView``), and ``overview`` adds the heatmap of every parameter
+    showing that quantity (``vizvi.latent_charts.OVERVIEWS``).
     """
-    return {
+    figures = {
         "elbo": elbo_figure(snap, method, span, log_axes=log_axes),
-        "params": params_figure(snap, log_axes=log_axes),
-        "grads": grads_figure(snap, span),
-        "variance": variance_figure(snap, per_evaluation),
-        "density": density_figure(snap),
+        "params": params_figure(snap, log_axes=log_axes, focus=focus),
+        "grads": grads_figure(snap, span, focus=focus),
+        "variance": variance_figure(snap, per_evaluation, focus=focus),
+        "density": density_figure(snap, latent_view),
+        "khat": khat_figure(snap),
     }
+    if overview is not None:
+        from vizvi.latent_charts import overview_figure
+
+        figures["overview"] = overview_figure(snap, overview, focus)
+    return figures
 
 
 def figure_point_count(fig: dict) -> Optional[int]:
@@ -503,72 +667,78 @@ def race_elbo_figure(snap, method: str = "ema", span: int = 50) -> dict:
         last = int(steps[-1]) if last is None else max(last, int(steps[-1]))
     label = "EMA" if method == "ema" else "moving average"
     layout = base_layout(f"ELBO by estimator ({label}, span {span})", "race-elbo")
-    ref = snap.reference
+    ref, evidence = snap.reference, log_evidence(snap.reference)
     if first is not None:
-        data.append({"type": "scatter", "mode": "lines", "name": f"log evidence ({'exact' if ref.kind == 'exact' else 'grid'})",
-                     "x": [first, last], "y": [ref.log_evidence, ref.log_evidence],
-                     "line": {"color": EXACT_COLOR, "dash": "dash", "width": 1.5}})
-        hi = max(hi, ref.log_evidence)
+        if evidence is not None:
+            data.append({"type": "scatter", "mode": "lines", "name": f"log evidence ({'exact' if ref.kind == 'exact' else 'grid'})",
+                         "x": [first, last], "y": [evidence, evidence],
+                         "line": {"color": EXACT_COLOR, "dash": "dash", "width": 1.5}})
+            hi = max(hi, evidence)
         if np.isfinite(lo):
             pad = 0.08 * max(hi - lo, 1e-6)
             layout["yaxis"] = {"range": [lo - pad, hi + pad], "title": {"text": "nats"}}
     return plotly_figure(data, layout)
 
 
-def race_params_figure(snap) -> dict:
-    """Each variational parameter, one panel each, one line per entrant, with the optimum."""
-    names, n = snap.names, len(snap.names)
-    layout = base_layout("Variational parameters by estimator", "race-params", height=max(300, 150 * n))
+def race_params_figure(snap, focus=None) -> dict:
+    """Each variational parameter (those of ``focus``, indices, if given), one panel each, one
+    line per entrant, with the optimum."""
+    shown = _shown(snap, focus)
+    names, n = [snap.names[i] for i in shown], len(shown)
+    layout = base_layout(f"Variational parameters by estimator{_of_all(snap, shown)}", "race-params", height=max(300, 150 * n))
     stack_axes(layout, n)
     data, span = [], None
     for entry in snap.entries:
         steps = np.asarray(entry.series.get("step", []))
-        theta = np.asarray(entry.series.get("theta", np.zeros((0, n))))
+        theta = np.asarray(entry.series.get("theta", np.zeros((0, len(snap.names)))))
         idx = thin(steps)
         if len(steps):
             span = (int(steps[0]), int(steps[-1])) if span is None else (min(span[0], int(steps[0])), max(span[1], int(steps[-1])))
-        for k in range(n):
+        for k, i in enumerate(shown):
             data.append(_race_line(entry, entry.estimator if k == 0 else f"{entry.estimator} {names[k]}",
-                                   step_numbers(steps, idx), wire_values(theta[idx, k]) if len(idx) else [], k, k == 0))
+                                   step_numbers(steps, idx), wire_values(theta[idx, i]) if len(idx) else [], k, k == 0))
     for k, name in enumerate(names):
         suffix = "" if k == 0 else str(k + 1)
         layout[f"yaxis{suffix}"]["title"] = {"text": name, "font": {"size": 11}}
         if snap.optimum is not None and span is not None:
-            target = float(snap.optimum[k])
+            target = float(snap.optimum[shown[k]])
             data.append({"type": "scatter", "mode": "lines", "name": "optimum (exact)" if k == 0 else f"{name} optimum",
                          "showlegend": k == 0, "legendgroup": "optimum", "x": list(span), "y": [target, target],
                          "xaxis": f"x{suffix}", "yaxis": f"y{suffix}", "line": {"color": EXACT_COLOR, "dash": "dash", "width": 1.5}})
     return plotly_figure(data, layout)
 
 
-def race_snr_figure(snap, per_evaluation: bool = False) -> dict:
-    """Each parameter's gradient signal-to-noise ratio, one panel each, one line per entrant
-    (log axes); ``per_evaluation`` divides by the square root of an estimate's target
-    evaluations, so estimators compare at equal cost."""
-    names, n = snap.names, len(snap.names)
+def race_snr_figure(snap, per_evaluation: bool = False, focus=None) -> dict:
+    """Each parameter's (those of ``focus``, indices, if given) gradient signal-to-noise ratio,
+    one panel each, one line per entrant (log axes); ``per_evaluation`` divides by the square
+    root of an estimate's target evaluations, so estimators compare at equal cost."""
+    shown = _shown(snap, focus)
+    names, n = [snap.names[i] for i in shown], len(shown)
     unit = "per target evaluation" if per_evaluation else "per gradient estimate"
-    layout = base_layout(f"Gradient signal-to-noise ratio |mean|/sd by estimator, {unit}", "race-snr", height=max(300, 150 * n))
+    layout = base_layout(f"Gradient signal-to-noise ratio |mean|/sd by estimator{_of_all(snap, shown)}, {unit}", "race-snr",
+                         height=max(300, 150 * n))
     stack_axes(layout, n)
     data = []
     for entry in snap.entries:
         v = entry.variance
         steps = np.asarray(v.get("step", []))
-        snr = np.asarray(v.get("grad_snr", np.zeros((0, n))))
+        snr = np.asarray(v.get("grad_snr", np.zeros((0, len(snap.names)))))
         idx = thin(steps)
         cost = evaluations_per_estimate(entry, steps[idx]) if per_evaluation else np.ones(len(idx))
-        for k in range(n):
+        for k, i in enumerate(shown):
             data.append(_race_line(entry, entry.estimator if k == 0 else f"{entry.estimator} {names[k]}", step_numbers(steps, idx),
-                                   wire_values(snr[idx, k] / np.sqrt(cost)) if len(idx) else [], k, k == 0, width=1.5))
+                                   wire_values(snr[idx, i] / np.sqrt(cost)) if len(idx) else [], k, k == 0, width=1.5))
     for k, name in enumerate(names):
         suffix = "" if k == 0 else str(k + 1)
         layout[f"yaxis{suffix}"].update({"type": "log", "title": {"text": f"{name} SNR", "font": {"size": 11}}})
     return plotly_figure(data, layout)
 
 
-def race_figures(snap, method: str = "ema", span: int = 50, per_evaluation: bool = False) -> dict:
-    """Every race chart, keyed by its chart key."""
-    return {"race-elbo": race_elbo_figure(snap, method, span), "race-params": race_params_figure(snap),
-            "race-snr": race_snr_figure(snap, per_evaluation)}
+def race_figures(snap, method: str = "ema", span: int = 50, per_evaluation: bool = False, focus=None) -> dict:
+    """Every race chart, keyed by its chart key; ``focus`` (parameter indices) picks the
+    parameters drawn."""
+    return {"race-elbo": race_elbo_figure(snap, method, span), "race-params": race_params_figure(snap, focus),
+            "race-snr": race_snr_figure(snap, per_evaluation, focus)}
 
 
 # -- the variance explorer --------------------------------------------------------------------

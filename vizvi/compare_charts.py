@@ -15,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from vizvi.charts import (
-    COLORS, EXACT_COLOR, base_layout, density_figure, log_scalable, plotly_figure, smooth, stack_axes, step_numbers, thin,
-    wire_values,
+    COLORS, EXACT_COLOR, base_layout, density_figure, log_evidence, log_scalable, plotly_figure, smooth, stack_axes,
+    step_numbers, thin, wire_values,
 )
+from vizvi.focus import AUTO_SHOWN, MAX_SHOWN
 
 # One colour per run: the dashboard's six, then orange and fuchsia for runs 7 and 8.
 RUN_COLORS = COLORS + ["#ea580c", "#c026d3"]
@@ -67,10 +68,12 @@ def _reference_lines(entries, values, axis: int, name: str, span, showlegend: bo
 
 
 def _panels(snap) -> list:
-    """Every parameter name any run has, in the order the runs name them."""
+    """Every parameter name any run has, in the order the runs name them; of a run with many
+    (a model file's), its first ``AUTO_SHOWN``: tens of panels per chart and run would be
+    unreadable (the stall report lists them all)."""
     names: list = []
     for e in snap.entries:
-        names += [n for n in e.names if n not in names]
+        names += [n for n in (e.names if len(e.names) <= MAX_SHOWN else e.names[:AUTO_SHOWN]) if n not in names]
     return names
 
 
@@ -89,12 +92,13 @@ def elbo_figure(snap, method: str = "ema", span: int = 50) -> dict:
             lo, hi = min(lo, float(np.nanmin(tail))), max(hi, float(np.nanmax(tail)))
     label = "EMA" if method == "ema" else "moving average"
     layout = base_layout(f"ELBO per run ({label}, span {span})", "cmp-elbo", height=340)
-    evidence = [e.reference.log_evidence for e in snap.entries]
-    kinds = {("exact" if e.reference.kind == "exact" else "grid") for e in snap.entries}
+    # None where a run's log evidence is unknown (a model file's: no closed form, MCMC gives none).
+    evidence = [log_evidence(e.reference) for e in snap.entries]
+    kinds = {("exact" if e.reference.kind == "exact" else "grid") for e, v in zip(snap.entries, evidence) if v is not None}
     data += _reference_lines(snap.entries, evidence, 0, f"log evidence ({'/'.join(sorted(kinds))})", _span(snap.entries),
                              showlegend=True)
     if np.isfinite(lo):
-        hi = max([hi] + [v for v in evidence if np.isfinite(v)])
+        hi = max([hi] + [v for v in evidence if v is not None])
         pad = 0.08 * max(hi - lo, 1e-6)
         layout["yaxis"] = {"range": [lo - pad, hi + pad], "title": {"text": "nats"}}
     return plotly_figure(data, layout)
@@ -113,7 +117,7 @@ def _per_parameter(snap, key: str, title: str, panel_title, values, source: str 
         steps = np.asarray(series.get("step", []))
         idx = thin(steps, POINTS)
         for k, name in enumerate(e.names):
-            if len(idx):
+            if len(idx) and name in names:
                 data.append(_line(e, step_numbers(steps, idx), wire_values(values(e, series, k, idx)), axis=names.index(name),
                                   width=1.8))
     for k, name in enumerate(names):

@@ -79,6 +79,18 @@ class Family:
         """
         raise NotImplementedError
 
+    def covariance(self, theta: np.ndarray) -> np.ndarray:
+        """q's covariance [dim, dim] at ``theta``, in NumPy (as ``moments``); the marginal variances
+        on the diagonal, which is all of it for a scalar or a mean-field family."""
+        _, sd = self.moments(np.asarray(theta, dtype=np.float64))
+        return np.diag(np.square(np.asarray(sd, dtype=np.float64)))
+
+    @property
+    def parameter_coordinates(self) -> tuple:
+        """For each parameter, the index of the latent coordinate it belongs to (its row, for a
+        Cholesky factor's entry): charts measure a parameter in that coordinate's posterior sds."""
+        return (0,) * self.size
+
     def weak_derivative(self, theta: tf.Tensor, seed, num_samples: int) -> "WeakDerivativeDraws":
         """Where the measure-valued estimator evaluates f for a batch ``theta`` [B, D]: per
         parameter, a weight and ``num_samples`` points of a positive and of a negative part."""
@@ -384,6 +396,10 @@ class MeanFieldNormalFamily(_VectorFamily):
     def _split(self, theta):
         return theta[..., :self._d], theta[..., self._d:]
 
+    @property
+    def parameter_coordinates(self) -> tuple:
+        return tuple(range(self._d)) * 2
+
     def build(self, theta):
         return tfd.MultivariateNormalDiag(*self._split(theta))
 
@@ -454,6 +470,16 @@ class FullRankNormalFamily(_VectorFamily):
         chol = np.zeros((d, d))
         chol[np.tril_indices(d)] = theta[d:]
         return np.asarray(theta[:d]), np.sqrt((chol * chol).sum(axis=1))
+
+    def covariance(self, theta):
+        d = self._d
+        chol = np.zeros((d, d))
+        chol[np.tril_indices(d)] = np.asarray(theta, dtype=np.float64)[d:]
+        return chol @ chol.T
+
+    @property
+    def parameter_coordinates(self) -> tuple:
+        return tuple(range(self._d)) + tuple(int(i) for i in np.tril_indices(self._d)[0])
 
     def _covariance(self, theta):
         chol = self._tril(theta[..., self._d:])

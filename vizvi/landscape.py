@@ -218,7 +218,11 @@ def default_init(family: Family) -> str:
 
 
 def check_family(model: Model, family: Family) -> None:
-    """Refuse a model or family the landscape cannot draw (a 2-D latent, not two parameters)."""
+    """Refuse a model or family the landscape cannot draw (a model file's, a 2-D latent, not two
+    parameters)."""
+    if model.name not in builtin_models():
+        raise ConfigError("model", f"the landscape draws the built-in models, and {model.name!r} comes from a model file; "
+                                   f"choose one of: {', '.join(landscape_models())}")
     if model.dim != 1:
         raise ConfigError("model", f"the landscape needs a 1-D latent and {model.name!r} has a {model.dim}-D one; "
                                    f"choose one of: {', '.join(landscape_models())}")
@@ -343,10 +347,17 @@ def exact_available(fit: Optional[AffineLogJoint], family: Family) -> bool:
     return all(f in known for f in fit.features)
 
 
+def builtin_models() -> list:
+    """Names of the built-in models: the landscape draws them only (a model file's has no
+    closed-form posterior to mark the optimum by, nor to compute the exact ELBO from)."""
+    return [name for name, m in MODELS.items() if not m.from_file]
+
+
 def landscape_models() -> list:
-    """Names of the models whose landscape can be drawn (a 1-D latent with a 2-parameter family)."""
-    return [name for name, m in MODELS.items()
-            if m.dim == 1 and any(get_family(f).size == 2 for f in families_for(m))]
+    """Names of the models whose landscape can be drawn (a built-in 1-D latent with a
+    2-parameter family)."""
+    return [name for name in builtin_models()
+            if MODELS[name].dim == 1 and any(get_family(f).size == 2 for f in families_for(MODELS[name]))]
 
 
 @functools.lru_cache(maxsize=None)

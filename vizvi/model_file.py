@@ -83,6 +83,7 @@ class FileModel(Model):
 
     csv_columns = ()
     default_n = 0
+    from_file = True
 
     def __init__(self, path: str, name: str, namespace: dict, lines: dict):
         self.path = path

@@ -87,6 +87,12 @@ class Reference:
     latent_sd: Optional[dict] = None
     mcmc: Optional[dict] = None
 
+    @property
+    def has_density(self) -> bool:
+        """Whether the posterior's density can be evaluated: exact, or normalised on a grid by its
+        log evidence (an MCMC or given reference has draws or moments only)."""
+        return self.kind in ("exact", "grid")
+
 
 def _lgamma(x):
     return tf.math.lgamma(tf.cast(x, DTYPE))
@@ -104,6 +110,7 @@ class Model:
     csv_columns: tuple = ()  # empty: CSV data not accepted
     latent_name: str = "z"
     default_family: str = "normal"
+    from_file: bool = False  # a user's model file (``vizvi.model_file``), not a built-in target
 
     @property
     def coordinates(self) -> tuple:

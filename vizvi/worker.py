@@ -7,6 +7,10 @@ The thread never calls Streamlit. A lock makes every read of the run consistent;
 computes a chunk outside it and holds it only to commit the result, so a snapshot never waits
 for XLA. A chunk computed while the user changed a setting is dropped (``Run.commit_chunk``).
 
+A model file's run starts without a posterior reference: its trainer takes the file's own
+moments, or starts the shared background MCMC job (``vizvi.mcmc``) and attaches its result
+under the lock, as it commits a chunk, once it is done (``Trainer._take_reference``).
+
 Faults stop cleanly: a diverged run pauses itself; an exception in the thread is kept and
 shown, never lost; an abandoned session's thread pauses after ``IDLE_PAUSE_S`` without a
 snapshot, and ``close()`` ends it.
@@ -17,13 +21,14 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-import weakref
 from typing import Optional
 
 import numpy as np
 from vizvi._tf import tf
 
+from vizvi import diagnostics, focus, mcmc
 from vizvi.compare import MAX_RUNS, RunSet
+from vizvi.background import BackgroundCall
 from vizvi.engine import CHUNK_STEPS, Run
 from vizvi.errors import ConfigError
 from vizvi.history import to_record
@@ -65,6 +70,14 @@ class Snapshot:
     kl_kind: Optional[str]
     model_title: str
     dim: int
+    # For many parameters (``vizvi.focus``): each parameter's latent coordinate, and the
+    # family's parameters moment-matched to a reference with moments of the latent vector
+    # (theta, per-parameter posterior sd), None without one.
+    param_coordinates: tuple = ()
+    reference_match: Optional[tuple] = None
+    # q as a whole against the target (``diagnostics.posterior_check``): k-hat and the latent
+    # moments against the reference, with its lines; {} unless asked with the diagnosis.
+    posterior_check: dict = dataclasses.field(default_factory=dict)
 
 
 _DENSITY_FNS: dict = {}
@@ -90,22 +103,46 @@ def _density_fn(model, family):
         return _DENSITY_FNS[key]
 
 
+def _has_density(ref) -> bool:
+    """Whether there is a reference whose posterior density can be evaluated."""
+    return ref is not None and ref.has_density
+
+
+def drawn_from_moments(run: Run) -> bool:
+    """Whether q against the posterior is drawn from q's moments (``density_data``'s
+    "gaussian" kind): a latent in R^d without a posterior density to draw beside q (any
+    d > 2, or a model file's 2-D latent)."""
+    return run.family.dim > 1 and not (run.family.dim == 2 and _has_density(run.reference))
+
+
 def density_data(run: Run, points: int = 300, grid: int = 60) -> dict:
-    """q's density and the exact (or grid reference) posterior density on a shared grid."""
+    """q against the posterior, as the density chart draws it.
+
+    A 1-D latent: q's density on a grid ("1d"), with the exact posterior's where known (an
+    MCMC reference's draws are in the reference itself). A 2-D latent with an exact or grid
+    reference: both densities on a 2-D grid ("2d"). Any other latent in R^d (a model file's):
+    q's mean and covariance ("gaussian"; the families on R^d are Gaussian), from which the
+    chart draws the marginals or the pair it is asked for, against the reference's draws.
+    """
     theta = run.theta
     ref = run.reference
-    fn = _density_fn(run.model, run.family)
-    log_z = tf.constant(ref.log_evidence, DTYPE)
     mean, sd = run.family.moments(theta)
+    if drawn_from_moments(run):
+        return {"kind": "gaussian", "mean": np.asarray(mean, dtype=np.float64), "cov": run.family.covariance(theta),
+                "coordinates": tuple(run.model.coordinates), "latent": run.model.latent_name}
+    fn = _density_fn(run.model, run.family)
+    log_z = tf.constant(ref.log_evidence if _has_density(ref) else 0.0, DTYPE)
     if run.family.dim == 1:
-        centres = [(mean[0], sd[0]), (float(ref.mean[0]), float(np.sqrt(ref.cov[0, 0])))]
+        centres = [(mean[0], sd[0])]
+        if ref is not None and ref.mean is not None:
+            centres.append((float(np.ravel(ref.mean)[0]), float(np.sqrt(np.ravel(ref.cov)[0]))))
         edge_lo, edge_hi = run.model.support.interval  # densities are drawn strictly inside it
         lo = max(min(c - 5 * s for c, s in centres), edge_lo + 1e-9)
         hi = min(max(c + 5 * s for c, s in centres), edge_hi - 1e-9)
         z = np.linspace(lo, hi, points)
         q, exact = fn(tf.constant(theta, DTYPE), tf.constant(z, DTYPE), run.data, log_z)
         return {"kind": "1d", "z": z, "q": q.numpy(), "latent": run.model.latent_name,
-                "exact": exact.numpy() if ref.kind == "exact" else None}
+                "exact": exact.numpy() if ref is not None and ref.kind == "exact" else None}
     r_sd = np.sqrt(np.diag(ref.cov))
     lo = np.minimum(mean - 4 * sd, ref.mean - 4 * r_sd)
     hi = np.maximum(mean + 4 * sd, ref.mean + 4 * r_sd)
@@ -115,54 +152,6 @@ def density_data(run: Run, points: int = 300, grid: int = 60) -> dict:
     q, exact = fn(tf.constant(theta, DTYPE), pts, run.data, log_z)
     return {"kind": "2d", "x": xs, "y": ys, "q": q.numpy().reshape(X.shape), "exact": exact.numpy().reshape(X.shape),
             "exact_is_grid": ref.kind != "exact", "latent": run.model.latent_name}
-
-
-class BackgroundCall:
-    """``fn()`` called once in a daemon thread; its result, or its error as a message.
-
-    A ConfigError is the user's (its message names the setting); any other exception is kept
-    as "<failure>: <type>: <message>", never lost in the thread. An exception of a type in
-    ``quiet`` (a cancellation) leaves both result and error None.
-    """
-
-    _threads: "weakref.WeakSet" = weakref.WeakSet()  # every call's thread, for ``wait_all``
-
-    def __init__(self, fn, name: str, failure: str, quiet: tuple = ()):
-        self.result = None
-        self.error: Optional[str] = None
-        self._fn, self._failure, self._quiet = fn, failure, quiet
-        self._done = threading.Event()
-        thread = threading.Thread(target=self._call, name=name, daemon=True)
-        BackgroundCall._threads.add(thread)
-        thread.start()
-
-    @classmethod
-    def wait_all(cls, seconds: float) -> None:
-        """Wait (at most ``seconds`` in all) for every call still running: a process that exits
-        while a daemon thread is inside an XLA compile can abort in TensorFlow's C++ teardown."""
-        deadline = time.monotonic() + seconds
-        for thread in list(cls._threads):
-            thread.join(max(0.0, deadline - time.monotonic()))
-
-    def _call(self) -> None:
-        try:
-            self.result = self._fn()
-        except ConfigError as e:
-            self.error = str(e)
-        except Exception as e:  # noqa: BLE001 - reported by the caller, never lost in a thread
-            if not isinstance(e, self._quiet):
-                self.error = f"{self._failure}: {type(e).__name__}: {e}"
-        finally:
-            self._done.set()
-
-    def wait(self, seconds: float) -> bool:
-        """True once the call has returned or failed; waits at most ``seconds``."""
-        return self._done.wait(seconds)
-
-    @property
-    def done(self) -> bool:
-        """True once the call has returned or failed."""
-        return self._done.is_set()
 
 
 class Trainer:
@@ -187,6 +176,8 @@ class Trainer:
         self._last_seen = time.monotonic()
         self._live_steps = 0
         self._live_seconds = 0.0
+        self._match = (None, None)  # (the reference, focus.reference_match of it): computed once per reference
+        self.reference_job = self._start_reference()  # before the thread: it may attach a reference
         self._thread = threading.Thread(target=self._loop, name="vizvi-trainer", daemon=True)
         self._thread.start()
 
@@ -252,6 +243,42 @@ class Trainer:
         with self._lock:
             return self._live_steps / self._live_seconds if self._live_seconds > 0 else None
 
+    # -- the posterior reference of a model file -------------------------------------------
+    def _start_reference(self) -> Optional["mcmc.McmcJob"]:
+        """For a run without a posterior reference (a model file's): the file's own moments,
+        attached at once, or else the shared background MCMC job that computes one (attached
+        by ``_take_reference`` once done); None when the run has its reference."""
+        run = self.run
+        if run.reference is not None:
+            return None
+        given = mcmc.given_reference(run.model)
+        if given is not None:
+            run.attach_reference(given)
+            return None
+        return mcmc.reference_job(run.model, run.dataset)
+
+    def _take_reference(self) -> None:
+        """Attach the MCMC reference once its job is done (caller holds the lock, as for a
+        chunk's commit: readers see the run with it or without it, never half of it)."""
+        job = self.reference_job
+        if job is not None and job.done and job.result is not None and self.run.reference is None:
+            self.run.attach_reference(job.result)
+            self._density = None  # evaluated against no reference: evaluate again
+
+    def reference_state(self) -> tuple:
+        """(the run's reference, the MCMC job computing it or None), the reference attached first
+        if its job has just finished."""
+        with self._lock:
+            self._take_reference()
+            return self.run.reference, self.reference_job
+
+    def _reference_match(self) -> Optional[tuple]:
+        """``focus.reference_match`` of the run's reference (caller holds the lock)."""
+        ref = self.run.reference
+        if self._match[0] is not ref:
+            self._match = (ref, focus.reference_match(self.run.family, ref))
+        return self._match[1]
+
     # -- the thread -----------------------------------------------------------------------
     def _loop(self) -> None:
         while True:
@@ -288,6 +315,7 @@ class Trainer:
                     with self._lock:
                         paused_meanwhile = commands != self._commands
                         done = 0 if paused_meanwhile else self.run.commit_chunk(pending)
+                        self._take_reference()
                         state = self.run.state
                         more = self._running or self._pending_steps > 0
                     if done and pending.seconds > 0:
@@ -369,6 +397,7 @@ class Trainer:
     def record(self) -> dict:
         """The run's record (the CLI's JSON schema), read consistently under the lock."""
         with self._lock:
+            self._take_reference()
             return to_record(self.run)
 
     def snapshot(self, *, diagnosis: bool = True, density: bool = True) -> Snapshot:
@@ -376,6 +405,7 @@ class Trainer:
         milliseconds under the lock) can be left out (empty) by a reader that shows neither."""
         with self._lock:
             self._last_seen = time.monotonic()
+            self._take_reference()
             run = self.run
             return Snapshot(
                 step=run.step,
@@ -397,6 +427,9 @@ class Trainer:
                 kl_kind=run.kl_kind,
                 model_title=run.model.title,
                 dim=run.family.dim,
+                param_coordinates=run.family.parameter_coordinates,
+                reference_match=self._reference_match(),
+                posterior_check=diagnostics.posterior_check(run) if diagnosis else {},
             )
 
 
@@ -448,6 +481,10 @@ class RaceTrainer(Trainer):
 
     def _prepare_density(self, state) -> None:
         """A race draws no density."""
+
+    def _start_reference(self) -> None:
+        """A race's entrants share the reference their data came with (none for a model file)."""
+        return None
 
     def record(self) -> dict:
         """{estimator: the entrant's record}, read consistently under the lock."""
@@ -540,6 +577,10 @@ class SetTrainer(Trainer):
         for r in run_set.runs:
             self._enrol(r)
         super().__init__(run_set, steps_per_update=steps_per_update)
+
+    def _start_reference(self) -> None:
+        """A comparison's runs keep the references they were made with (none for a model file)."""
+        return None
 
     def _enrol(self, run) -> None:
         self._numbers[run] = self._next_number

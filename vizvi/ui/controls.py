@@ -14,13 +14,16 @@ import streamlit as st
 from vizvi import estimators, optimizers
 from vizvi.engine import RunConfig
 from vizvi.errors import ConfigError
-from vizvi.families import FAMILIES, families_for, parse_init_spec
+from vizvi.families import FAMILIES, families_for, get_family, parse_init_spec
 from vizvi.models import MODELS
 from vizvi.parameterizations import PARAMETERIZATIONS
 from vizvi.settings import LAB_SETTING, LANDSCAPE_SETTING, RUN_SETTINGS, SETTING, URL_SETTINGS, Kind, Role, Setting
 from vizvi.ui import keys
 
 INIT_MODES = {"values": "set", "prior": "prior", "random": "random"}  # mode -> its label
+# Up to this many parameters each initial value has its own field; a family with more (a model
+# file's latent: 20 to hundreds) has one field of the values that differ from its defaults.
+MAX_INIT_FIELDS = 12
 
 
 def _ss():
@@ -33,6 +36,18 @@ REGISTRIES = {"": SETTING, keys.LAB: LAB_SETTING, keys.LANDSCAPE: LANDSCAPE_SETT
 def widget_value(name: str, default=None, group: str = ""):
     """The current value of a setting's widget (``default`` if it has none yet)."""
     return _ss().get(keys.widget(name, group), default)
+
+
+def widget_family():
+    """The family the widgets name, sized for the widgets' model (a vector family's parameters
+    are named after the model's coordinates); the registry's prototype while it does not fit
+    that model (the sidebar then resets it to the model's default)."""
+    model = MODELS.get(widget_value("model")) or MODELS[SETTING["model"].ui_default]
+    name = widget_value("family") or model.default_family
+    try:
+        return get_family(name, model)
+    except ConfigError:
+        return FAMILIES[name]
 
 
 def _stored(setting: Setting, value):
@@ -113,9 +128,9 @@ def load_query_params(query=None) -> list:
         values["n"] = model.default_n if model.csv_columns else 0
     if values["lr"] is None:
         values["lr"] = optimizers.default_lr(values["optimizer"])
-    family = FAMILIES[values["family"]]
+    family = get_family(values["family"], model)
     init = (values.pop("init") or "").strip()
-    init_mode, init_values = "values", dict(zip(family.param_names, family.defaults))
+    init_mode, init_values = "values", {}
     if init in INIT_MODES and init != "values":
         init_mode = init
     elif init:
@@ -124,15 +139,24 @@ def load_query_params(query=None) -> list:
             unknown = [k for k in parsed if k not in family.param_names]
             if unknown:
                 raise ConfigError("init", f"family {family.name!r} has no parameter {unknown[0]!r}")
-            init_values.update(parsed)
+            init_values = parsed
         except ConfigError as e:
             errors.append(f"URL query: init={init!r} ignored: {e.message}")
     for name, value in values.items():
         set_widget(name, value)
     _ss()[keys.INIT_MODE] = init_mode
-    for name, v in init_values.items():
-        _ss()[keys.init_value(family.name, name)] = f"{v:g}"
+    _set_init_widgets(family, model.name, init_values)
     return errors
+
+
+def _set_init_widgets(family, model: str, values: dict) -> None:
+    """The initial-value widgets of ``family`` (over ``model``) set to ``values`` (name -> value),
+    the family's defaults for the others."""
+    if family.size > MAX_INIT_FIELDS:
+        _ss()[keys.init_overrides(family.name, model)] = ",".join(f"{name}={v:g}" for name, v in values.items())
+        return
+    for name, default in zip(family.param_names, family.defaults):
+        _ss()[keys.init_value(family.name, name)] = f"{values.get(name, default):g}"
 
 
 def current_settings() -> dict:
@@ -153,7 +177,10 @@ def init_spec_from_widgets() -> str:
     mode = ss.get(keys.INIT_MODE, "values")
     if mode != "values":
         return mode
-    family = FAMILIES[widget_value("family")]
+    family = widget_family()
+    if family.size > MAX_INIT_FIELDS:
+        # Only what differs from the defaults: hundreds of values would make no link.
+        return str(ss.get(keys.init_overrides(family.name, widget_value("model")), "")).strip()
     return ",".join(f"{name}={str(ss.get(keys.init_value(family.name, name), f'{default:g}')).strip()}"
                     for name, default in zip(family.param_names, family.defaults))
 
@@ -244,12 +271,20 @@ def upload_rejected() -> Optional[str]:
     return _ss().get(keys.UPLOAD_REJECTED)
 
 
-def _init_controls(sb, family) -> None:
+def _init_controls(sb, family, model: str) -> None:
     ss = _ss()
     sb.radio("Initial values", list(INIT_MODES), key=keys.INIT_MODE, persist_state="session", horizontal=True,
              format_func=INIT_MODES.get,
              help="set: exactly these constrained values; prior: moment-matched to the prior; random: seeded")
     if ss[keys.INIT_MODE] != "values":
+        return
+    if family.size > MAX_INIT_FIELDS:
+        defaults = ", ".join(f"{n}={d:g}" for n, d in zip(family.param_names, family.defaults))
+        sb.text_input(f"Values that differ from the defaults ({family.size} parameters)",
+                      key=keys.init_overrides(family.name, model), persist_state="session",
+                      placeholder=f"name=value,... e.g. {family.param_names[0]}=0.5",
+                      help=f"name=value pairs of the parameters that start elsewhere than the family's default; "
+                           f"the defaults: {defaults}")
         return
     cols = sb.columns(2)
     for i, (name, default) in enumerate(zip(family.param_names, family.defaults)):
@@ -262,7 +297,8 @@ def _init_controls(sb, family) -> None:
 def _estimator_choice(sb) -> None:
     """The estimator select box, offering what the family and sample count allow, and its cost."""
     samples = widget_value("samples")
-    refused = estimators.unavailable(FAMILIES[widget_value("family")], samples)
+    family = widget_family()
+    refused = estimators.unavailable(family, samples)
     allowed = [e.value for e in estimators.EstimatorName if e not in refused]
     if widget_value("estimator") not in allowed:
         set_widget("estimator", SETTING["estimator"].default)
@@ -270,7 +306,6 @@ def _estimator_choice(sb) -> None:
     for e, why in refused.items():
         sb.caption(f"Not offered: {why}.")
     chosen = estimators.spec(widget_value("estimator"))
-    family = FAMILIES[widget_value("family")]
     per_sample = chosen.evaluations_per_sample(family.size)
     per_parameter = f" ({chosen.evaluations_per_parameter} per parameter and sample)" if chosen.evaluations_per_parameter else ""
     sb.caption(f"Cost: {per_sample} target evaluation{'s' if per_sample > 1 else ''} per sample, "
@@ -301,8 +336,8 @@ def sidebar_controls(estimator_choice=None) -> list:
     missing = [f for f in FAMILIES if f not in fits]
     if missing:
         sb.caption(f"Not offered: {', '.join(missing)}: their support does not match this model's latent, "
-                   f"which lives in {model.support.describe}.")
-    _init_controls(sb, FAMILIES[widget_value("family")])
+                   f"which lives in {model.support_text}.")
+    _init_controls(sb, widget_family(), model.name)
     draw(sb, "parameterization", help="\n".join(f"{k.value}: {v}" for k, v in PARAMETERIZATIONS.items()))
 
     sb.header("Gradient estimator")

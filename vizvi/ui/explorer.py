@@ -16,7 +16,7 @@ import streamlit as st
 
 from vizvi import charts, variance_lab
 from vizvi.errors import ConfigError
-from vizvi.worker import BackgroundCall
+from vizvi.background import BackgroundCall
 from vizvi.settings import LAB_RUN_SETTINGS, LAB_SETTING, LAB_SETTINGS, Kind
 from vizvi.ui import controls, keys
 

@@ -83,3 +83,19 @@ LANDSCAPE_STATE = "landscape_state"  # the session's LandscapeState
 LANDSCAPE_QUERY_LOADED = "landscape_qp_loaded"  # the page's URL query has been read (first landscape run of a session)
 LANDSCAPE_QUERY_MESSAGES = "landscape_qp_messages"  # what was wrong with it
 LANDSCAPE_REFRESHING = "landscape_refreshing"  # the panel was drawn refreshing (a stop then needs a full rerun)
+
+# The run page's view of a run with many parameters (vizvi.focus, vizvi.latent_charts)
+FOCUS = "w_focus"  # the parameters the user chose to draw (empty: chosen automatically)
+AUTO_FOCUS = "auto_focus"  # (trainer id, the names chosen automatically): refreshed with the diagnosis
+OVERVIEW = "w_overview"  # the quantity of the overview heatmap of every parameter
+LATENT_MODE = "w_latent-mode"  # q against the posterior: marginals or a pair
+LATENT_COORDINATES = "w_latent-coordinates"  # ... the marginals' coordinates (empty: those of the parameters drawn)
+LATENT_PAIR = "w_latent-pair"  # ... the pair's two coordinates
+REFERENCE_REFRESH = "reference_refresh"  # the reference panel was drawn polling an MCMC job (its end needs a full rerun)
+SLOW_FIGURES = "slow_figures"  # (view signature, {chart: (when drawn, figure)}) of the slow charts (panels._hold_slow)
+
+
+def init_overrides(family: str, model: str) -> str:
+    """The widget key of the initial values (``name=value,...``) of a family too large for a field
+    per parameter, over one model (its parameters are named after that model's coordinates)."""
+    return f"w_init-overrides_{family}_{model}"

@@ -28,7 +28,8 @@ from vizvi.parameterizations import PARAMETERIZATIONS
 from vizvi.settings import LANDSCAPE_SETTING, LANDSCAPE_SETTINGS, Kind, Role
 from vizvi.ui import controls, keys
 from vizvi.ui.panels import Action
-from vizvi.worker import SPEEDS, BackgroundCall, Trainer
+from vizvi.background import BackgroundCall
+from vizvi.worker import SPEEDS, Trainer
 
 GROUP, STATE = keys.LANDSCAPE, keys.LANDSCAPE_STATE
 QUERY_LOADED, QUERY_MESSAGES, REFRESHING = keys.LANDSCAPE_QUERY_LOADED, keys.LANDSCAPE_QUERY_MESSAGES, keys.LANDSCAPE_REFRESHING
@@ -117,12 +118,13 @@ def sidebar_controls() -> None:
     """The landscape's controls in the sidebar, from its settings table (coordinates are on the page)."""
     sb = st.sidebar
     sb.header("Target")
-    controls.draw(sb, "model", group=GROUP, format_func=lambda m: f"{m}: {MODELS[m].title}", on_change=_set_family_default)
+    controls.draw(sb, "model", group=GROUP, options=landscape.builtin_models(), format_func=lambda m: f"{m}: {MODELS[m].title}",
+                  on_change=_set_family_default)
     sb.caption(f"A landscape needs a 1-D latent with a 2-parameter family: {', '.join(landscape.landscape_models())}.")
     _set_family_default()
     model = MODELS[value("model")]
     controls.draw(sb, "family", group=GROUP, options=families_for(model), format_func=lambda f: FAMILIES[f].title)
-    family = FAMILIES[value("family")]
+    family = get_family(value("family"), model)
     key = _init_key(family.name)
     if key not in st.session_state:
         st.session_state[key] = landscape.default_init(family)
@@ -197,6 +199,9 @@ def load_query(query) -> list:
     (each bad value is ignored for its default)."""
     errors = []
     values = controls.query_values(LANDSCAPE_SETTINGS, query, errors)
+    if values["model"] not in landscape.builtin_models():
+        errors.append(f"URL query: model={values['model']!r} ignored: the landscape draws the built-in models only")
+        values["model"] = LANDSCAPE_SETTING["model"].ui_default
     model = MODELS[values["model"]]
     try:
         get_family(values["family"] or model.default_family, model)
@@ -204,7 +209,7 @@ def load_query(query) -> list:
         errors.append(f"URL query: family={values['family']!r} ignored: {e.message}")
         values["family"] = None
     values["family"] = values["family"] or model.default_family
-    family = FAMILIES[values["family"]]
+    family = get_family(values["family"], model)
     init = values.pop("init")
     try:
         explicit_init(family, init) if init else None

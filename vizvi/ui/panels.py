@@ -1,6 +1,8 @@
-"""The run page's parts: buttons, status line, diagnosis banners, live charts, export.
+"""The run page's parts: buttons, status line, diagnosis banners, the reference posterior, the
+view of many parameters, live charts, what they mean, export.
 
-The page refreshes in three fragments at three rates (``live_panels``): every fragment run
+The page refreshes in fragments at their own rates (``live_panels``: the status line, the
+banners, the charts, and the reference while MCMC computes it): every fragment run
 costs the browser a React pass per message (about five for the run itself, one per element),
 and its main thread is what limits the chart rate, so text that changes slowly refreshes
 slowly. Fragments read the trainer through ``snapshot()`` only.
@@ -9,23 +11,35 @@ slowly. Fragments read the trainer through ``snapshot()`` only.
 from __future__ import annotations
 
 import enum
+import time
 from typing import Optional
 
+import numpy as np
 import streamlit as st
 
-from vizvi import charts
+from vizvi import charts, focus, latent_charts
+from vizvi.diagnostics import MIN_STEPS
 from vizvi.history import to_csv, to_json
 from vizvi.live_chart import live_charts
+from vizvi.psis import KHAT_DRAWS, KHAT_THRESHOLD
 from vizvi.status import Status
 from vizvi.ui import controls, keys, session
-from vizvi.worker import Trainer
+from vizvi.worker import Trainer, drawn_from_moments
 
 UPDATE_S = 0.1  # chart fragment period while training; a busy browser settles at a lower rate
 STATUS_S = 0.5  # status line fragment period: text needs no animation rate
 BANNER_S = 2.0  # diagnosis fragment period: verdicts look at the last thousand steps anyway
 PREPARE_POLL_S = 0.3  # how often the page looks whether a run being prepared is ready
-CHART_BANDS = [[["elbo", "params"], ["density", "grads"]], [["variance"]]]
+REFERENCE_POLL_S = 0.5  # how often the reference panel shows an MCMC job's progress
+SLOW_S = 0.5  # while training a run with many parameters, its slow charts are redrawn about this often (``_hold_slow``)
+# Of a run with many parameters, the charts of what is measured every K steps and of its
+# summaries; the per-step charts (ELBO, parameters, gradients) keep the full rate.
+SLOW_CHARTS = ("variance", "khat", "density", "overview")
+CHART_BANDS = [[["elbo", "params"], ["density", "grads"]], [["variance"], ["khat"]]]
+OVERVIEW_BAND = [[["overview"]]]  # below the others, for a family with more parameters than they draw
 DEFAULT_SPAN = 50
+MAX_BANNERS = 4  # stall banners in full; more stalled parameters are named in one line
+RHAT_OK = 1.01  # an MCMC reference's R-hat above this: its chains disagree (Vehtari et al. 2021)
 
 
 class Action(enum.Enum):
@@ -109,9 +123,8 @@ def _banners(snap) -> None:
     if snap.divergence:
         st.error(f"Run paused: {snap.divergence['message']}", icon="🛑")
     offered = {}  # suggestion config -> the parameter whose banner offers it
-    for name, verdict in snap.diagnosis.items():
-        if not verdict["status"].stalled:
-            continue
+    stalled = [(name, verdict) for name, verdict in snap.diagnosis.items() if verdict["status"].stalled]
+    for name, verdict in stalled[:MAX_BANNERS]:
         suggestion = verdict.get("suggestion")
         same = offered.get(repr(suggestion["config"])) if suggestion else None
         if same:  # one fix for several parameters: said and offered once, on the first banner
@@ -125,8 +138,28 @@ def _banners(snap) -> None:
                                          args=(suggestion["config"],), help="apply the suggestion to a fresh run", width="stretch"):
             # The click reran only this fragment; the new run is made by a full rerun.
             st.rerun(scope="app")
+    rest = stalled[MAX_BANNERS:]
+    if rest:  # tens of banners (a model file's latent) would push the charts off the page
+        st.warning(f"{len(rest)} more stalled: " + ", ".join(f"{name} ({verdict['status']})" for name, verdict in rest)
+                   + ". The overview heatmap below shows every parameter.", icon="⚠️")
+    if snap.step >= MIN_STEPS:  # before, q is where it started: nothing to judge yet
+        _posterior_check(snap.posterior_check)
     if snap.status is Status.FINISHED:
         st.success(f"Finished {snap.step:,} steps.")
+
+
+def _posterior_check(check: dict) -> None:
+    """What k-hat and the latent moments against the reference say of q as a whole (a warning
+    when k-hat is above the threshold or a latent is off the reference)."""
+    lines = check.get("lines") if check else None
+    if not lines:
+        return
+    bad = (check.get("khat") is not None and check["khat"] > KHAT_THRESHOLD) or bool(check.get("off"))
+    text = "**q against the target:** " + " ".join(lines)
+    if bad:
+        st.warning(text, icon="🔎")
+    else:
+        st.info(text, icon="🔎")
 
 
 def status_panel(slot: session.Slot = session.RUN) -> None:
@@ -147,38 +180,228 @@ def banner_panel() -> None:
     shifts is remounted by Streamlit; inside the container nothing after it shifts.
     """
     with st.container():
-        _banners(session.trainer().snapshot(density=False))
+        snap = session.trainer().snapshot(density=False)
+        _banners(snap)
+    _choose_focus(snap)
+
+
+def _choose_focus(snap) -> None:
+    """Pick the parameters the charts draw unasked (``focus.auto_focus``), here at the
+    diagnosis' rate: picked at every chart update, they would swap panels at every one."""
+    if len(snap.names) <= focus.MAX_SHOWN:
+        return
+    trainer_id, previous = _ss().get(keys.AUTO_FOCUS, (None, ()))
+    same_run = trainer_id == id(session.trainer())
+    gaps = focus.gap(np.array(list(snap.params.values())), snap.reference_match)
+    _ss()[keys.AUTO_FOCUS] = (id(session.trainer()), focus.auto_focus(
+        snap.names, gaps=gaps, diagnosis=snap.diagnosis, previous=previous if same_run else ()))
+
+
+def shown_parameters(snap) -> Optional[list]:
+    """Indices of the parameters the charts draw (``focus.shown``): the user's choice, else the
+    automatic one; None (all of them) for a family with few."""
+    if len(snap.names) <= focus.MAX_SHOWN:
+        return None
+    trainer_id, auto = _ss().get(keys.AUTO_FOCUS, (None, ()))
+    return focus.shown(snap.names, _ss().get(keys.FOCUS) or (), auto if trainer_id == id(session.trainer()) else ())
+
+
+def latent_view(snap, shown: Optional[list]) -> Optional[latent_charts.LatentView]:
+    """What q against the posterior shows of a latent in R^d, from the view's widgets (None for
+    a latent drawn whole)."""
+    if snap.density.get("kind") != "gaussian":
+        return None
+    names = list(snap.density["coordinates"])
+    chosen = [names.index(c) for c in _ss().get(keys.LATENT_COORDINATES) or () if c in names]
+    pair = [names.index(c) for c in _ss().get(keys.LATENT_PAIR) or () if c in names]
+    return latent_charts.LatentView(
+        mode=_ss().get(keys.LATENT_MODE) or "marginals",
+        coordinates=tuple(chosen) or latent_charts.default_coordinates(snap, shown if shown is not None else range(len(snap.names))),
+        pair=tuple(pair) if len(pair) == 2 else (0, 1))
 
 
 def chart_panel() -> None:
     """The live charts (a fragment refreshing every ``UPDATE_S`` while training).
 
-    All five charts are one element: each update is then a single delta, one React pass in
-    the browser instead of five (see ``live_charts``), and every figure is built before any
-    of it is sent, so the update arrives in one piece rather than trickling out between the
-    trainer thread's turns at the interpreter.
+    All the charts are one element: each update is then a single delta, one React pass in the
+    browser instead of one per chart (see ``live_charts``), and every figure is built before
+    any of it is sent, so the update arrives in one piece rather than trickling out between
+    the trainer thread's turns at the interpreter. A family with many parameters draws a few
+    of them (``shown_parameters``) and adds the overview of all; its slow charts are held
+    between their refreshes (``_hold_slow``).
     """
     snap = session.trainer().snapshot(diagnosis=False)
     span = controls.widget_value("span", DEFAULT_SPAN)
     if not isinstance(span, int) or span < 1:
         st.error(f"span: smoothing span must be a whole number of at least 1, got {span!r}; drawing with {DEFAULT_SPAN}")
         span = DEFAULT_SPAN
+    shown = shown_parameters(snap)
+    overview = None
+    if shown is not None:
+        available = latent_charts.overviews_available(snap)
+        overview = _ss().get(keys.OVERVIEW) if _ss().get(keys.OVERVIEW) in available else available[0]
+    view = latent_view(snap, shown)
+    present = controls.widget_value("present", False)
     figures = charts.all_figures(snap, controls.widget_value("smoothing", "ema"), span,
                                  log_axes=controls.widget_value("log_axes", False),
-                                 per_evaluation=controls.widget_value("variance_per", "estimate") == "evaluation")
-    if controls.widget_value("present", False):
+                                 per_evaluation=controls.widget_value("variance_per", "estimate") == "evaluation",
+                                 focus=shown, latent_view=view, overview=overview)
+    if present:
         for fig in figures.values():
             fig["layout"]["font"] = {"size": 18}
-    live_charts(figures, key="live", bands=CHART_BANDS)
+    signature = (id(session.trainer()), id(snap.reference), view, overview, tuple(shown or ()), present,
+                 controls.widget_value("variance_per", "estimate"))
+    figures = _hold_slow(figures, SLOW_CHARTS if overview else (), signature, fresh=not session.trainer().busy)
+    live_charts(figures, key="live", bands=CHART_BANDS + (OVERVIEW_BAND if overview else []))
+
+
+def _hold_slow(figures: dict, slow: tuple, signature: tuple, fresh: bool) -> dict:
+    """``figures`` with those of the ``slow`` charts replaced by the ones last drawn: each
+    update redraws at most one of them, the one drawn longest ago, once ``SLOW_S`` has passed
+    since (all of them when ``fresh`` asks for it or the view, ``signature``, changed).
+
+    The browser's main thread limits the chart rate, and every Plotly update costs it 10 to 40
+    ms per chart. With tens of parameters, seven charts redrawn ten times a second left each
+    at about two updates a second; what is measured every K steps (variance, k-hat) and the
+    summaries (q's marginals, the overview) change little within a tenth of a second. A chart
+    sent byte-identical is skipped by the browser (``live_chart.js``), so held charts cost it
+    nothing, one at a time keeps every update about equally cheap, and the per-step charts
+    keep their rate.
+    """
+    now = time.monotonic()
+    held = _ss().get(keys.SLOW_FIGURES)
+    if fresh or held is None or held[0] != signature:
+        _ss()[keys.SLOW_FIGURES] = (signature, {k: (now, figures[k]) for k in slow if k in figures})
+        return figures
+    drawn = held[1]  # chart key -> (when it was drawn, its figure)
+    due = [k for k in slow if k in figures and (k not in drawn or now - drawn[k][0] >= SLOW_S)]
+    if due:
+        oldest = min(due, key=lambda k: drawn[k][0] if k in drawn else -1.0)
+        drawn[oldest] = (now, figures[oldest])
+    return {**figures, **{k: fig for k, (_, fig) in drawn.items() if k in figures}}
 
 
 def live_panels(trainer: Trainer) -> None:
-    """Status line, banners and charts, each refreshing at its own rate while the run is busy."""
+    """Status line, banners, the reference posterior and charts, each refreshing at its own rate
+    while the run is busy (the reference while MCMC computes it); between the reference and the
+    charts, the view's controls of a family with many parameters."""
     busy = trainer.busy
     _ss()[keys.LIVE_REFRESH] = busy
     st.fragment(status_panel, run_every=STATUS_S if busy else None)()
     st.fragment(banner_panel, run_every=BANNER_S if busy else None)()
+    _, job = trainer.reference_state()
+    polling = job is not None and not job.done
+    _ss()[keys.REFERENCE_REFRESH] = polling
+    st.fragment(reference_panel, run_every=REFERENCE_POLL_S if polling else None)()
+    view_controls(trainer)
     st.fragment(chart_panel, run_every=UPDATE_S if busy else None)()
+
+
+def reference_panel() -> None:
+    """What the run is measured against: the exact or grid posterior, a model file's own
+    moments, or its MCMC reference: its progress while NUTS runs in the background (a fragment
+    polling every ``REFERENCE_POLL_S``), then its ESS, R-hat and divergences, with a warning
+    where they say the reference itself is unreliable."""
+    reference, job = session.trainer().reference_state()
+    polling = job is not None and not job.done
+    with st.container():
+        if polling:
+            st.progress(min(max(job.progress, 0.0), 1.0),
+                        text=f"Reference posterior by MCMC (NUTS, in the background; training does not wait): "
+                             f"{job.phase}, {100 * job.progress:.0f}%")
+        elif job is not None and job.error:
+            st.error(f"The MCMC reference failed: {job.error}. The run trains on without a reference posterior.")
+        elif reference is not None:
+            _reference_summary(reference)
+    # The fragment cannot stop its own polling: when the job ends, one full rerun settles the
+    # page (and draws the charts against the reference at once, even while paused).
+    if _ss().get(keys.REFERENCE_REFRESH) and not polling:
+        _ss()[keys.REFERENCE_REFRESH] = False
+        st.rerun(scope="app")
+
+
+def _reference_summary(reference) -> None:
+    """One line on the reference posterior; an MCMC reference's diagnostics, with warnings."""
+    if reference.has_density:
+        what = f"exact ({reference.distribution})" if reference.kind == "exact" else "computed on a grid"
+        st.caption(f"Reference posterior: {what}.")
+        return
+    if reference.kind != "mcmc" or not reference.mcmc:
+        st.info("Reference posterior: the model file's own mean and sd of each latent (in the model's coordinates; "
+                "no draws, and no log evidence).", icon="📄")
+        return
+    m = reference.mcmc
+    st.info(f"Reference posterior by MCMC: NUTS, {m['chains']} chains × {m['draws']:,} draws in {m['seconds']:.1f} s. "
+            f"Smallest bulk ESS {m['ess_bulk_min']:,.0f}, largest R-hat {m['rhat_max']:.3f}, "
+            f"{m['divergences']:,} divergent transitions.", icon="🎯")
+    if m["rhat_max"] > RHAT_OK:
+        worst = max(m["rhat"], key=m["rhat"].get)
+        st.warning(f"R-hat {m['rhat_max']:.3f} > {RHAT_OK} (worst: {worst}): the chains disagree, so the reference "
+                   f"has not converged there; read distances to it with care.", icon="⚠️")
+    if m["divergences"] > 0:
+        st.warning(f"{m['divergences']:,} divergent transitions: NUTS met geometry it could not follow (a funnel, "
+                   f"say), so the reference may miss part of the posterior there.", icon="⚠️")
+    with st.expander("ESS and R-hat per coordinate"):
+        st.dataframe([{"coordinate": c, "bulk ESS": m["ess_bulk"][c], "R-hat": m["rhat"][c]} for c in m["ess_bulk"]],
+                     hide_index=True, width="stretch", column_config={
+                         "bulk ESS": st.column_config.NumberColumn(format="%.0f"),
+                         "R-hat": st.column_config.NumberColumn(format="%.3f")})
+
+
+def view_controls(trainer: Trainer) -> None:
+    """For a run whose family has more parameters than the charts draw: which ones (else the
+    automatic choice), the overview heatmap's quantity, and which coordinates of the latent
+    q against the posterior shows. Nothing for a family with few parameters."""
+    run = trainer.run
+    names = list(run.family.param_names)
+    moments = drawn_from_moments(run)
+    if len(names) <= focus.MAX_SHOWN and not moments:
+        return
+    ss = _ss()
+    coordinates = list(run.model.coordinates)
+    for key, options in ((keys.FOCUS, names), (keys.LATENT_COORDINATES, coordinates), (keys.LATENT_PAIR, coordinates)):
+        if isinstance(ss.get(key), list):  # another run's choice: keep what this run has
+            ss[key] = [v for v in ss[key] if v in options]
+    cols = st.columns([3, 2, 3])
+    if len(names) > focus.MAX_SHOWN:
+        automatic = ("the farthest from the reference's moments" if focus.reference_match(run.family, run.reference)
+                     else "stalled ones first")
+        cols[0].multiselect(f"Parameters drawn ({len(names)} in all)", names, key=keys.FOCUS, persist_state="session",
+                            max_selections=focus.MAX_CHOSEN, placeholder=f"automatic: {focus.AUTO_SHOWN}, {automatic}",
+                            help=f"the parameter, gradient and variance charts draw these (at most {focus.MAX_CHOSEN}); "
+                                 f"empty: {focus.AUTO_SHOWN} chosen automatically, {automatic}. The overview below "
+                                 f"shows every parameter.")
+        cols[1].selectbox("Overview of every parameter", list(latent_charts.OVERVIEWS), key=keys.OVERVIEW,
+                          persist_state="session", format_func=lambda k: latent_charts.OVERVIEWS[k].label,
+                          help="the heatmap's quantity (the distance needs an MCMC reference)")
+    if moments:
+        with cols[2]:
+            mode = st.radio("q against the posterior", latent_charts.MODES, key=keys.LATENT_MODE, horizontal=True,
+                            persist_state="session", help="the marginals of some coordinates, or two coordinates jointly")
+            if mode == "pair":
+                st.multiselect("Pair (two coordinates)", coordinates, key=keys.LATENT_PAIR, persist_state="session",
+                               max_selections=2, placeholder=f"{coordinates[0]} and {coordinates[min(1, len(coordinates) - 1)]}")
+            else:
+                st.multiselect("Coordinates", coordinates, key=keys.LATENT_COORDINATES, persist_state="session",
+                               max_selections=focus.MAX_CHOSEN, placeholder="those of the parameters drawn")
+
+
+def chart_notes(trainer: Trainer) -> None:
+    """What the charts cannot say themselves: what k-hat means, and why the ELBO has no line
+    to reach where the log evidence is unknown."""
+    notes = [f"**k̂** (Pareto-smoothed importance sampling; Yao, Vehtari, Simpson and Gelman 2018, *Yes, but did it "
+             f"work?*): the tail shape of the importance weights p(x, z) / q(z) over {KHAT_DRAWS:,} draws of q, measured every "
+             f"K steps. Below 0.5 q is close to the posterior where it matters; 0.5–{KHAT_THRESHOLD:g} usable; above "
+             f"{KHAT_THRESHOLD:g} the weights' variance is effectively infinite and q is not to be trusted, whatever "
+             f"the ELBO says."]
+    if charts.log_evidence(trainer.run.reference) is None:
+        notes.append("The log evidence of this model is unknown (an MCMC reference gives draws, not the normalising "
+                     "constant): the ELBO chart has no line to reach, and **Log axes** shows −ELBO instead of its gap.")
+    if drawn_from_moments(trainer.run):
+        notes.append("q against the posterior is drawn on the unconstrained latent vector z that q is fitted on "
+                     "(positive parts on their log or softplus scale, as the model's default bijector maps them).")
+    for note in notes:
+        st.caption(note)
 
 
 def _preparing_poll(slot: session.Slot) -> None:

@@ -14,10 +14,9 @@ from typing import Optional
 import numpy as np
 import streamlit as st
 
-from vizvi import charts, estimators
+from vizvi import charts, estimators, focus
 from vizvi.engine import validate
 from vizvi.errors import ConfigError
-from vizvi.families import FAMILIES
 from vizvi.live_chart import live_charts
 from vizvi.race import Race, entrants
 from vizvi.ui import controls, keys, panels, session
@@ -40,8 +39,7 @@ def estimator_choice(sb) -> None:
                    format_func=lambda e: f"{e}: {estimators.spec(e).description}",
                    help="every one chosen trains the same configuration side by side; those that cannot run on "
                         "this family or sample count sit out, and the page says why")
-    family = controls.widget_value("family")
-    refused = estimators.unavailable(FAMILIES[family], controls.widget_value("samples"))
+    refused = estimators.unavailable(controls.widget_family(), controls.widget_value("samples"))
     for e in chosen():
         if estimators.EstimatorName(e) in refused:
             sb.caption(f"Sits out: {refused[estimators.EstimatorName(e)]}.")
@@ -138,8 +136,10 @@ def chart_panel() -> None:
     snap = trainer().snapshot(diagnosis=False)
     span = controls.widget_value("span", panels.DEFAULT_SPAN)
     span = span if isinstance(span, int) and span >= 1 else panels.DEFAULT_SPAN
+    # A model file's many parameters: the first few (the race compares estimators, not parameters).
     figures = charts.race_figures(snap, controls.widget_value("smoothing", "ema"), span,
-                                  per_evaluation=controls.widget_value("variance_per", "estimate") == "evaluation")
+                                  per_evaluation=controls.widget_value("variance_per", "estimate") == "evaluation",
+                                  focus=focus.shown(snap.names))
     if controls.widget_value("present", False):
         for fig in figures.values():
             fig["layout"]["font"] = {"size": 18}

@@ -23,7 +23,8 @@ from vizvi.errors import ConfigError
 from vizvi.models import MODELS
 from vizvi.settings import Role
 from vizvi.ui import controls, keys
-from vizvi.worker import SPEEDS, BackgroundCall, RaceTrainer, SetTrainer, Trainer
+from vizvi.background import BackgroundCall
+from vizvi.worker import SPEEDS, RaceTrainer, SetTrainer, Trainer
 
 PREPARE_WAIT_S = 3.0  # a script run waits this long for a new run before showing it as preparing
 

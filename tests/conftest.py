@@ -27,6 +27,19 @@ def hard_timeout():
         signal.signal(signal.SIGALRM, previous)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def built_in_models_after_each_module():
+    """A module that registers model files (``register_model_files`` adds them to the process's
+    model list, as the server does) leaves the list as it found it: later modules compare model
+    lists with a fresh process's."""
+    from vizvi.models import MODELS
+
+    before = dict(MODELS)
+    yield
+    MODELS.clear()
+    MODELS.update(before)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Let background calls (a preparation, a comparison's recompile) end before the process
     does: exiting inside an XLA compile can abort the interpreter and fail a passing run."""

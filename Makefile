@@ -35,9 +35,11 @@ chromium:
 	  else echo "chromium is missing: run 'sudo apt-get install chromium' (needed by the browser tests)" >&2; exit 1; fi; \
 	fi
 
-# MODEL=path/to/model.py (or several, space-separated) adds model files to the dashboard's list.
+# MODEL=path/to/model.py (or several, space-separated) adds model files to the dashboard's list;
+# MAX_TRAINING=N sets how many sessions train at once (more queue). vizvi.serve is `streamlit
+# run` plus a warm-up: the default run and the presets compile in the background at start.
 run: $(STAMP)
-	$(PY) -m streamlit run dashboard.py --server.port $(PORT) $(if $(MODEL),-- $(foreach m,$(MODEL),--model-file $(m)))
+	$(PY) -m vizvi.serve dashboard.py --server.port $(PORT) -- $(foreach m,$(MODEL),--model-file $(m)) $(if $(MAX_TRAINING),--max-training $(MAX_TRAINING))
 
 test: $(STAMP) chromium
 	$(PY) -m pytest

@@ -9,11 +9,15 @@ runtime.share_the_interpreter_with_the_trainer()
 # `streamlit run dashboard.py -- --model-file a.py`: loaded once per process; a bad file is
 # reported on every page and the other models work.
 model_file_errors = model_files.register_from_argv()
+# `-- --max-training N` (or VIZVI_MAX_TRAINING): more training sessions than that queue.
+serving_errors = runtime.configure_serving()
 
 st.set_page_config(page_title="vizvi: watch variational inference", page_icon="📈", layout="wide",
                    initial_sidebar_state="expanded")
 for message in model_file_errors:
     st.error(f"Model file not loaded: {message}", icon="📄")
+for message in serving_errors:
+    st.error(message)
 
 pages = [
     st.Page("app_pages/run.py", title="Run", icon=":material/monitoring:", default=True),

@@ -36,6 +36,8 @@ if trainer is not None:
     trainer.set_speed(session.speed())
 if action is Action.START:
     session.start()
+    if trainer is not None and trainer.run.is_compiled:
+        trainer.wait_for_steps(panels.FIRST_CHUNK_WAIT_S)  # this script run then draws the first steps
 elif trainer is not None and action is Action.PAUSE:
     trainer.pause()
 elif trainer is not None and action is Action.STEP:

@@ -30,6 +30,12 @@ def main() -> int:
         print(dashboard.report(results["dashboard"]))
         results["dashboard_latents"] = dashboard_latents.main()
         print(dashboard_latents.report(results["dashboard_latents"]))
+        from bench import first_data, load
+
+        results["first_data"] = first_data.main()
+        print(first_data.report(results["first_data"]))
+        results["load"] = load.main()
+        print(load.report(results["load"]))
     out = Path(__file__).with_name("results.json")
     out.write_text(json.dumps(results, indent=1))
     print(f"figures written to {out}")

@@ -82,22 +82,26 @@ def _health_ok(port: int) -> bool:
 
 
 def start_streamlit(script: str | os.PathLike[str], *, timeout: float = 60.0,
-                    extra_args: Sequence[str] = ()) -> StreamlitServer:
+                    extra_args: Sequence[str] = (), serve: bool = False, env: Optional[dict] = None) -> StreamlitServer:
     """Start ``streamlit run script`` on a free port and wait until it is healthy.
 
     Runs ``<this python> -m streamlit`` with cwd = repository root (so ./.streamlit/config.toml
-    applies) in its own process group. Raises ``RuntimeError`` with the server log if it
-    exits or is not healthy within ``timeout`` seconds, after killing it.
+    applies) in its own process group; with ``serve``, ``python -m vizvi.serve`` instead (the
+    same server, warming up the default and the presets' programs from the start). ``env``
+    adds environment variables. Raises ``RuntimeError`` with the server log if it exits or is
+    not healthy within ``timeout`` seconds, after killing it.
     """
     port = free_port()
     fd, log_name = tempfile.mkstemp(prefix="streamlit-", suffix=".log")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(script),
+    launcher = ["vizvi.serve"] if serve else ["streamlit", "run"]
+    cmd = [sys.executable, "-m", *launcher, str(script),
            "--server.port", str(port), "--server.address", "127.0.0.1",
            "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none", *extra_args]
     with os.fdopen(fd, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                env={**os.environ, **(env or {})})
     server = StreamlitServer(proc=proc, port=port, log_path=Path(log_name))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

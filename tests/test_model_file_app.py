@@ -105,12 +105,13 @@ def test_a_model_file_trains_with_its_reference_computed_in_the_background(open_
     button(at, "Start").click().run()
     assert_no_exception(at)
     wait_until(at, lambda a: status(a)[1] >= 2000, "the run to take 2,000 steps", timeout=DEADLINE_S)
-    assert "Reference posterior by MCMC" in _progress(at)[0]  # training does not wait for it
+    # Training does not wait for it (nor for XLA: its first steps may be an uncompiled preview).
+    assert any("Reference posterior by MCMC" in bar for bar in _progress(at))
     # NUTS finishes: attached to the run (under the trainer's lock), ESS and R-hat shown, warned about.
     job.finish(_reference(eight_schools, rhat=1.03, divergences=7))
     wait_until(at, lambda a: any("Reference posterior by MCMC: NUTS" in m for m in infos(a)), "the reference's summary",
                timeout=DEADLINE_S)
-    assert t.run.reference is job.result and not _progress(at)
+    assert t.run.reference is job.result and not any("Reference posterior by MCMC" in bar for bar in _progress(at))
     (summary,) = [m for m in infos(at) if "Reference posterior by MCMC" in m]
     assert "Smallest bulk ESS 812" in summary and "largest R-hat 1.030" in summary and "7 divergent transitions" in summary
     warned = warnings_(at)

@@ -136,7 +136,10 @@ def test_close_ends_the_thread(make_trainer):
     trainer = make_trainer(speed=MAX_SPEED)
     trainer.start()
     _wait(lambda: trainer.run.step > 0, what="training")
+    thread = trainer._thread
     trainer.close()
-    trainer._thread.join(10)
-    assert not trainer._thread.is_alive()
+    thread.join(10)
+    assert not thread.is_alive() and not trainer.alive
     assert trainer.snapshot().step == trainer.run.step  # still readable
+    trainer.start()  # closed for good: no new thread
+    assert not trainer.alive and not trainer.running

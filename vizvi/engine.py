@@ -415,6 +415,60 @@ def built_once(build: Callable) -> Callable:
 get_chunk_fn = built_once(build_chunk_fn)  # (compiled chunk, optimizer) per StructuralKey
 
 
+def build_graph_chunk_fn(key: StructuralKey, chunk_steps: int = CHUNK_STEPS):
+    """``chunk(state, inputs, num_steps)`` as a TensorFlow graph without XLA, for previews.
+
+    Traced in about a second where the XLA build of the same program takes three to six, and
+    about five times slower per step once built: a run started before its compiled program is
+    ready takes its first steps with this (``Run.compute_chunk(preview=True)``). Its random
+    draws differ from the compiled program's (XLA has its own samplers), so those steps are
+    recomputed with the compiled program when it is ready (``Run.recomputed``).
+    """
+    problem = make_problem(key)
+    fn = functools.partial(chunk, problem, chunk_steps=chunk_steps)
+    state_spec, inputs_spec = chunk_signature(problem)
+    signature = [state_spec, inputs_spec, tf.TensorSpec([], tf.int32)]
+    return tf.function(lambda state, inputs, num_steps: fn(state, inputs, num_steps), autograph=False,
+                       input_signature=signature)
+
+
+get_graph_chunk_fn = built_once(build_graph_chunk_fn)  # the uncompiled preview program per StructuralKey
+
+
+class CompiledPrograms:
+    """Which programs this process has built with XLA, and how long builds take here.
+
+    XLA specialises its machine code per concrete data shape inside one trace, so a program is
+    known by its structural key and its data's shapes (``Run.program``). Process-wide and
+    shared by every session: it holds no per-user state.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._built: set = set()
+        self._seconds: list = []
+
+    def built(self, program) -> bool:
+        """Whether ``program`` has been built (a call of it starts at once)."""
+        with self._lock:
+            return program in self._built
+
+    def add(self, program, seconds: float) -> None:
+        """Record that ``program`` was built, in ``seconds`` (the first build only)."""
+        with self._lock:
+            if program not in self._built:
+                self._built.add(program)
+                self._seconds.append(seconds)
+
+    def typical_seconds(self) -> Optional[float]:
+        """The median build time seen in this process (None before the first build)."""
+        with self._lock:
+            return float(np.median(self._seconds)) if self._seconds else None
+
+
+COMPILED = CompiledPrograms()
+
+
 class PendingChunk(NamedTuple):
     """A chunk computed from a Run's state but not yet applied to it (``Run.commit_chunk``)."""
 
@@ -424,6 +478,7 @@ class PendingChunk(NamedTuple):
     info: ChunkInfo
     count: int  # steps it took
     seconds: float  # wall time it took
+    preview: bool = False  # computed with the uncompiled graph (``build_graph_chunk_fn``)
 
 
 class CompiledChunks:
@@ -431,6 +486,7 @@ class CompiledChunks:
     ``run()`` to the end over the subclass's ``advance`` and ``status``."""
 
     compile_s = 0.0
+    can_preview = False  # whether chunks can run uncompiled while the program builds (a Run's can)
 
     def _call(self, num_steps: int):
         raise NotImplementedError
@@ -451,7 +507,20 @@ class CompiledChunks:
         self._call(0)
         dt = time.perf_counter() - t0
         self.compile_s += dt
+        if self.program is not None:
+            COMPILED.add(self.program, dt)
         return dt
+
+    @property
+    def program(self):
+        """What identifies the compiled program this runs (``CompiledPrograms``); None when
+        unknown, and such a program is never taken as built."""
+        return None
+
+    @property
+    def is_compiled(self) -> bool:
+        """Whether the compiled program is built already (``compile()`` would return at once)."""
+        return self.program is not None and COMPILED.built(self.program)
 
 
 class Run(CompiledChunks):
@@ -461,6 +530,8 @@ class Run(CompiledChunks):
     may change between calls (``update_settings``); the change is recorded as an event so charts
     can mark it. ``status`` is a ``Status``: READY, RUNNING, FINISHED or DIVERGED.
     """
+
+    can_preview = True
 
     def __init__(self, config: RunConfig, dataset=None, csv_text: Optional[str] = None, reference=None):
         """``dataset`` and ``reference`` (the posterior reference of that data set) can be given
@@ -487,6 +558,7 @@ class Run(CompiledChunks):
         self.compute_s = 0.0
         self.compile_s = 0.0
         self.settings_version = 0
+        self.preview_steps = 0  # steps computed by the uncompiled preview program and not recomputed since
         self._theta_cache = (None, None)
         self._kl = _kl_fn(self.model, self.family)
         self.kl_kind = "analytic" if self._kl is not None else (
@@ -568,18 +640,45 @@ class Run(CompiledChunks):
                           tf.constant(schedules.schedule_index(c.schedule), tf.int32),
                           tf.constant(c.variance_every, tf.int64), self.data)
 
-    def _call(self, num_steps: int):
-        return self._fn(self.state, self.inputs(), tf.constant(num_steps, tf.int32))
+    @property
+    def program(self) -> tuple:
+        """The structural key and the data's shapes: what XLA builds one program for."""
+        return self.key, tuple(sorted((k, tuple(v.shape)) for k, v in self.data.items()))
 
-    def compute_chunk(self, num_steps: int) -> PendingChunk:
+    def _call(self, num_steps: int, fn=None):
+        return (fn or self._fn)(self.state, self.inputs(), tf.constant(num_steps, tf.int32))
+
+    def compute_chunk(self, num_steps: int, preview: bool = False) -> PendingChunk:
         """Run up to ``min(num_steps, CHUNK_STEPS)`` steps from the current state without
         changing the Run; returns the pending result for ``commit_chunk``. (A trainer thread
-        computes outside its lock and commits under it.)"""
+        computes outside its lock and commits under it.) ``preview``: with the uncompiled
+        graph (``build_graph_chunk_fn``), while the compiled program is being built."""
         version = self.settings_version
         t0 = time.perf_counter()
-        state, tel, info = self._call(min(CHUNK_STEPS, num_steps))
+        fn = get_graph_chunk_fn(self.key) if preview else None
+        state, tel, info = self._call(min(CHUNK_STEPS, num_steps), fn)
         count = int(info.count.numpy())
-        return PendingChunk(version, state, tel, info, count, time.perf_counter() - t0)
+        return PendingChunk(version, state, tel, info, count, time.perf_counter() - t0, preview)
+
+    def recomputed(self) -> "Run":
+        """A new Run of the same settings, data and reference, advanced with the compiled
+        program to this run's step: what the run would have been had its preview steps been
+        compiled ones (for ``adopt``). Call it from the thread that advances this run."""
+        fresh = Run(self.config, dataset=self.dataset, reference=self.reference)
+        fresh.advance(self.step)
+        return fresh
+
+    def adopt(self, fresh: "Run") -> bool:
+        """Take ``fresh``'s steps (from ``recomputed``) in place of this run's preview steps;
+        False, and nothing changed, when live settings changed since this run started (its
+        steps then are not the URL's: the preview steps stay, counted in ``preview_steps``)."""
+        if self.settings_version != 0 or fresh.step != self.step or fresh.config != self.config:
+            return False
+        self.state, self.history, self.status = fresh.state, fresh.history, fresh.status
+        self.divergence, self.events = fresh.divergence, fresh.events
+        self._theta_cache = fresh._theta_cache
+        self.compute_s, self.preview_steps = fresh.compute_s, 0
+        return True
 
     def commit_chunk(self, pending: PendingChunk) -> int:
         """Apply a computed chunk; returns the steps taken (0 if settings changed meanwhile)."""
@@ -588,6 +687,8 @@ class Run(CompiledChunks):
         self.compute_s += pending.seconds
         self.state = pending.state
         count = pending.count
+        if pending.preview:
+            self.preview_steps += count
         if count:
             rows = {f: getattr(pending.telemetry, f).numpy()[:count] for f in Telemetry._fields}
             self.history.append(rows)

@@ -160,6 +160,9 @@ def to_record(run) -> dict:
         "elapsed_s": run.compute_s + run.compile_s,
         "compile_s": run.compile_s,
         "steps_per_s": run.step / run.compute_s if run.compute_s > 0 else None,
+        # Steps taken by the uncompiled preview and not recomputed with the compiled program
+        # (a live setting changed meanwhile): their random draws differ from the URL's run.
+        "preview_steps": getattr(run, "preview_steps", 0),
         "final": {
             "elbo": last_elbo,
             "elbo_note": "mean of the last 100 ELBO estimates",

@@ -150,7 +150,7 @@ function chartFor(p, key) {
   msg.className = "vizvi-msg";
   host.append(plot, msg);
   c = { key, panel: p, host, plot, msg, pending: null, busy: false, lastBytes: null,
-        updates: 0, mounts: 1, ro: null, frame: 0 };
+        updates: 0, received: 0, mounts: 1, ro: null, frame: 0 };
   // Streamlit layout changes (sidebar, column resize) fire no window resize: watch the box.
   c.ro = new ResizeObserver(() => {
     if (c.frame || !window.Plotly || !c.updates) return;
@@ -236,6 +236,10 @@ export function render(parentElement, head, data, body) {
     // Unchanged figures (a full-app rerun resends every chart) skip the redundant Plotly.react.
     if (!sameBytes(c.lastBytes, line)) {
       c.lastBytes = line;
+      // New figures that reached the chart, drawn or overtaken by a newer one before it was
+      // (data-updates counts the drawn): what the server delivered (bench/load.py).
+      c.received += 1;
+      c.host.setAttribute("data-received", String(c.received));
       c.pending = { plotly: head.plotly, body: line };
       pump(c);
     }

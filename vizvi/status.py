@@ -10,6 +10,7 @@ class Status(str, enum.Enum):
 
     READY = "ready"
     COMPILING = "compiling"
+    QUEUED = "queued"  # waiting for a place to train on a busy server (``vizvi.serving.Admission``)
     RUNNING = "running"
     PAUSED = "paused"
     FINISHED = "finished"

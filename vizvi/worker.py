@@ -21,12 +21,12 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 from vizvi._tf import tf
 
-from vizvi import diagnostics, focus, mcmc
+from vizvi import diagnostics, engine, focus, mcmc, serving
 from vizvi.compare import MAX_RUNS, RunSet
 from vizvi.background import BackgroundCall
 from vizvi.engine import CHUNK_STEPS, Run
@@ -38,6 +38,10 @@ from vizvi.status import Status
 IDLE_PAUSE_S = 120.0
 MAX_SPEED = 0  # steps_per_update value meaning "as fast as the machine goes"
 SPEEDS = {"10": 10, "50": 50, "200": 200, "1000": 1000, "max": MAX_SPEED}  # the speed control's steps per update
+# A preview's chunks (uncompiled, ~5x slower per step) stay small: the first one is on screen
+# about a second after Start (mostly its trace), the next ones every few tens of milliseconds.
+PREVIEW_CHUNK = 256
+ADMISSION_POLL_S = 0.25  # how often a queued trainer asks again for a place to train
 TICK_S = 0.12  # pacing interval for a finite speed (about the chart update period)
 # At maximum speed a chunk is sized to take about this long: short enough that the charts get
 # fresh steps at their update rate, long enough that per-call overhead stays small (a fast
@@ -154,10 +158,18 @@ def density_data(run: Run, points: int = 300, grid: int = 60) -> dict:
             "exact_is_grid": ref.kind != "exact", "latent": run.model.latent_name}
 
 
+class CompileProgress(NamedTuple):
+    """The compiled program being built while a preview trains (``Trainer.compile_progress``)."""
+
+    seconds: float  # since the build started
+    typical_seconds: Optional[float]  # what builds have taken in this process (None: none yet)
+    preview_steps: int  # steps the preview has taken, to be recomputed with the compiled program
+
+
 class Trainer:
     """Runs one ``Run`` in a background thread, paced by ``steps_per_update``."""
 
-    def __init__(self, run: Run, steps_per_update: int = 200):
+    def __init__(self, run: Run, steps_per_update: int = 200, admission: Optional["serving.Admission"] = None):
         self.run = run
         self.steps_per_update = steps_per_update
         self._lock = threading.RLock()
@@ -169,7 +181,13 @@ class Trainer:
         self._max_speed_chunk = 1024  # steps per chunk at maximum speed; adapts to the target's pace
         self._commands = 0  # bumped by pause(): a chunk computed across a pause is not committed
         self._computing, self._computing_for = False, 0  # a chunk in flight, and under which commands
-        self._closed = False
+        self._closed = False  # for good (``close``)
+        self._stopping = False  # the thread is to end (``close``, ``suspend``)
+        self._queued = False  # waiting for a place to train (``serving.Admission``)
+        self._build: Optional[BackgroundCall] = None  # the compiled program built while a preview trains
+        self._build_started = 0.0
+        self.recomputed_steps = 0  # preview steps last recomputed with the compiled program
+        self.admission = admission if admission is not None else serving.ADMISSION
         self._compiled = None  # the run (or set) compiled for: a set whose runs change compiles again
         self._compiling = False
         self.error: Optional[str] = None
@@ -178,16 +196,26 @@ class Trainer:
         self._live_seconds = 0.0
         self._match = (None, None)  # (the reference, focus.reference_match of it): computed once per reference
         self.reference_job = self._start_reference()  # before the thread: it may attach a reference
-        self._thread = threading.Thread(target=self._loop, name="vizvi-trainer", daemon=True)
-        self._thread.start()
+        self._thread: Optional[threading.Thread] = None
+        with self._lock:
+            self._ensure_thread()
+
+    def _ensure_thread(self) -> None:
+        """Start the thread unless it runs (caller holds the lock); a suspended trainer gets a
+        new one."""
+        self._stopping = False
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(target=self._loop, name="vizvi-trainer", daemon=True)
+            self._thread.start()
 
     # -- commands (UI thread) -------------------------------------------------------------
     def start(self) -> None:
         """Train continuously until paused, finished or diverged."""
         with self._lock:
-            if self.run.status.over or self.error:
+            if self.run.status.over or self.error or self._closed:
                 return
             self._running = True
+            self._ensure_thread()
             self._wake.notify_all()
 
     def pause(self) -> None:
@@ -203,9 +231,26 @@ class Trainer:
     def step(self, steps: Optional[int] = None) -> None:
         """Advance one update's worth of steps (``steps_per_update``) while paused."""
         with self._lock:
+            if self._closed:
+                return
             self._running = False
             self._pending_steps += steps or self.steps_per_update or self._max_speed_chunk
+            self._ensure_thread()
             self._wake.notify_all()
+
+    def wait_for_steps(self, seconds: float) -> bool:
+        """Wait at most ``seconds`` for the run to move past the step it is at (a page that has
+        just pressed Start on a compiled program draws its first chunk in the same script
+        run); True if it moved."""
+        deadline = time.monotonic() + seconds
+        with self._lock:
+            step = self.run.step
+            while self.run.step == step and self._wants_steps() and self.error is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._wake.wait(timeout=left)
+            return self.run.step != step
 
     def update_settings(self, **changes) -> list:
         """Change numeric settings; applies from the next step. Raises ConfigError, run intact."""
@@ -218,11 +263,45 @@ class Trainer:
             self.steps_per_update = steps_per_update
 
     def close(self) -> None:
-        """End the thread (the run object stays readable)."""
+        """End the thread for good (the run object stays readable)."""
         with self._lock:
             self._closed = True
+        self.suspend()
+
+    def suspend(self) -> bool:
+        """Pause, end the thread and give up any place to train (its session has gone); a
+        later ``start`` or ``step`` goes on from here. True if it was training or waiting."""
+        with self._lock:
+            was = self._wants_steps() or self._queued
             self._running = False
+            self._pending_steps = 0
+            self._commands += 1
+            self._stopping = True
+            self._queued = False
             self._wake.notify_all()
+        self.admission.release(self)
+        return was
+
+    @property
+    def alive(self) -> bool:
+        """True while the trainer's thread exists (it ends on ``close`` and ``suspend``)."""
+        with self._lock:
+            return self._thread is not None
+
+    def queue_position(self) -> Optional[int]:
+        """Where the trainer waits for a place to train (1: next), None when not waiting."""
+        with self._lock:
+            queued = self._queued and self._wants_steps()
+        return self.admission.position(self) if queued else None
+
+    def compile_progress(self) -> Optional["CompileProgress"]:
+        """While a preview trains and the compiled program builds: how far that is."""
+        with self._lock:
+            build, started = self._build, self._build_started
+            preview_steps = getattr(self.run, "preview_steps", 0)
+        if build is None or build.done:
+            return None
+        return CompileProgress(time.monotonic() - started, engine.COMPILED.typical_seconds(), preview_steps)
 
     @property
     def running(self) -> bool:
@@ -236,7 +315,8 @@ class Trainer:
         including a chunk being computed, unless a pause has already discarded it."""
         with self._lock:
             in_flight = self._computing and self._computing_for == self._commands
-            return self.running or self._pending_steps > 0 or self._compiling or in_flight
+            return (self.running or self._pending_steps > 0 or self._compiling or in_flight or self._queued
+                    or self._preview_unsettled())
 
     def live_steps_per_s(self) -> Optional[float]:
         """Training throughput measured while live (steps over wall time spent training)."""
@@ -281,66 +361,154 @@ class Trainer:
 
     # -- the thread -----------------------------------------------------------------------
     def _loop(self) -> None:
-        while True:
+        try:
+            while self._turn():
+                pass
+        finally:
+            self.admission.release(self)
+
+    def _wants_steps(self) -> bool:
+        """Whether there is training to do (caller holds the lock)."""
+        return self._running or self._pending_steps > 0
+
+    def _turn(self) -> bool:
+        """One turn of the thread: wait for work, a place to train (``serving.Admission``),
+        then compute and commit one chunk. False when the thread is to end."""
+        with self._lock:
+            if not self._wants_steps():
+                self.admission.release(self)  # a paused trainer holds no place
+            while not self._stopping and not self._wants_steps() and not self._preview_unsettled():
+                self._wake.wait(timeout=1.0)
+            if self._stopping:
+                self._thread = None  # decided under the lock: start() makes a new thread from now on
+                return False
+            if self._running and time.monotonic() - self._last_seen > IDLE_PAUSE_S:
+                self._running = False  # nobody is watching: an abandoned tab
+                return True
+            settle = not self._wants_steps()
+        if settle:  # a preview that stopped (finished, paused) before its program was built
+            self._settle_preview()
+            return True
+        if not self.admission.admit(self):
             with self._lock:
-                while not self._closed and not (self._running or self._pending_steps > 0):
-                    self._wake.wait(timeout=1.0)
-                if self._closed:
-                    return
-                if self._running and time.monotonic() - self._last_seen > IDLE_PAUSE_S:
-                    self._running = False  # nobody is watching: an abandoned tab
-                    continue
-                speed = self.steps_per_update
-                commands = self._commands
-                self._computing, self._computing_for = True, commands
-                if self._pending_steps > 0:
-                    n = self._pending_steps
+                self._queued = True
+                self._wake.wait(timeout=ADMISSION_POLL_S)
+            return True
+        with self._lock:
+            self._queued = False
+            speed = self.steps_per_update
+            commands = self._commands
+            self._computing, self._computing_for = True, commands
+            if self._pending_steps > 0:
+                n = self._pending_steps
+                self._pending_steps = 0
+            else:
+                n = speed if speed != MAX_SPEED else self._max_speed_chunk
+            run = self.run  # a SetTrainer may replace it (add, drop) while this chunk is computed
+            preview = False
+            if self._compiled is not run:
+                # A fresh run whose program is not built yet takes its first steps uncompiled
+                # (``Run.compute_chunk(preview=True)``) while XLA builds it in the background.
+                preview = self._previewing(run)
+                self._compiling = not preview
+        t0 = time.perf_counter()
+        try:
+            if self._compiled is not run and not preview:
+                run.compile()  # reads nothing the UI changes; no lock
+                with self._lock:
+                    self._compiled, self._compiling = run, False
+                    self._build = None
+                t0 = time.perf_counter()
+                self._recompute_preview(run)
+            with self._lock:
+                n = min(n, self._steps_left(run), PREVIEW_CHUNK if preview else n)
+            if n > 0:
+                pending = run.compute_chunk(n, preview=True) if preview else run.compute_chunk(n)
+                if preview and self._build is None:
+                    # After the preview's own trace (both traces want the interpreter): now XLA.
+                    self._build = BackgroundCall(run.compile, "vizvi-compile", "compiling the run failed")
+                    self._build_started = time.monotonic()
+                with self._lock:
+                    paused_meanwhile = commands != self._commands
+                    done = 0 if paused_meanwhile else self.run.commit_chunk(pending)
+                    self._wake.notify_all()  # wait_for_steps
+                    self._take_reference()
+                    state = self.run.state
+                    more = self._running or self._pending_steps > 0
+                if done and pending.seconds > 0 and not preview:
+                    rate = done / pending.seconds
+                    self._max_speed_chunk = int(min(CHUNK_STEPS, max(MIN_CHUNK, rate * TARGET_CHUNK_S)))
+                if done and (not more or time.monotonic() - self._density_at >= DENSITY_EVERY_S):
+                    self._prepare_density(state)
+                with self._lock:
+                    self._live_steps += done
+                    self._live_seconds += time.perf_counter() - t0
+                    if not self._running and n > done and not paused_meanwhile:
+                        self._pending_steps += n - done  # rest of a Step longer than one chunk
+            with self._lock:
+                if self.run.status.over:
+                    self._running = False
                     self._pending_steps = 0
-                else:
-                    n = speed if speed != MAX_SPEED else self._max_speed_chunk
-                run = self.run  # a SetTrainer may replace it (add, drop) while this chunk is computed
-                if self._compiled is not run:
-                    self._compiling = True
-            t0 = time.perf_counter()
-            try:
-                if self._compiled is not run:
-                    run.compile()  # reads nothing the UI changes; no lock
-                    with self._lock:
-                        self._compiled, self._compiling = run, False
-                    t0 = time.perf_counter()
-                with self._lock:
-                    n = min(n, self._steps_left(run))
-                if n > 0:
-                    pending = run.compute_chunk(n)
-                    with self._lock:
-                        paused_meanwhile = commands != self._commands
-                        done = 0 if paused_meanwhile else self.run.commit_chunk(pending)
-                        self._take_reference()
-                        state = self.run.state
-                        more = self._running or self._pending_steps > 0
-                    if done and pending.seconds > 0:
-                        rate = done / pending.seconds
-                        self._max_speed_chunk = int(min(CHUNK_STEPS, max(MIN_CHUNK, rate * TARGET_CHUNK_S)))
-                    if done and (not more or time.monotonic() - self._density_at >= DENSITY_EVERY_S):
-                        self._prepare_density(state)
-                    with self._lock:
-                        self._live_steps += done
-                        self._live_seconds += time.perf_counter() - t0
-                        if not self._running and n > done and not paused_meanwhile:
-                            self._pending_steps += n - done  # rest of a Step longer than one chunk
-                with self._lock:
-                    if self.run.status.over:
-                        self._running = False
-                        self._pending_steps = 0
-            except Exception as e:  # noqa: BLE001 - the thread must never die silently
-                self._fail(f"{type(e).__name__}: {e}")
-            finally:
-                with self._lock:
-                    self._computing = False
-            if speed != MAX_SPEED:
-                # Pace a finite speed to about one chunk of `speed` steps per chart update.
-                elapsed = time.perf_counter() - t0
-                time.sleep(max(0.0, TICK_S - elapsed))
+        except Exception as e:  # noqa: BLE001 - the thread must never die silently
+            self._fail(f"{type(e).__name__}: {e}")
+        finally:
+            with self._lock:
+                self._computing = False
+        if speed != MAX_SPEED:
+            # Pace a finite speed to about one chunk of `speed` steps per chart update.
+            elapsed = time.perf_counter() - t0
+            time.sleep(max(0.0, TICK_S - elapsed))
+        return True
+
+    def _previewing(self, run) -> bool:
+        """Whether the next chunk of ``run`` is a preview (caller holds the lock): a fresh run
+        (step 0, or steps that are all previews) whose compiled program is not built yet, or
+        is being built by this trainer; when that build has ended, the run is compiled."""
+        if not getattr(run, "can_preview", False) or run.step != run.preview_steps or run.settings_version:
+            return False
+        if self._build is not None:
+            if not self._build.done:
+                return True
+            return False  # built (or failed: the caller's compile() then raises the error itself)
+        return not run.is_compiled
+
+    def _preview_unsettled(self) -> bool:
+        """Whether the run has preview steps that its compiled program, built or being built
+        by this trainer, is still to recompute (caller holds the lock)."""
+        return (self._build is not None and self._compiled is not self.run
+                and getattr(self.run, "preview_steps", 0) > 0 and not self.run.settings_version)
+
+    def _settle_preview(self) -> None:
+        """Wait a little for the compiled program; once built, recompute the preview steps."""
+        if not self._build.wait(ADMISSION_POLL_S):
+            return
+        with self._lock:
+            run = self.run
+            self._compiling = True
+        try:
+            run.compile()  # built: returns at once (or raises the build's error)
+            with self._lock:
+                self._compiled, self._build = run, None
+            self._recompute_preview(run)
+        except Exception as e:  # noqa: BLE001 - the thread must never die silently
+            self._fail(f"{type(e).__name__}: {e}")
+        finally:
+            with self._lock:
+                self._compiling = False
+
+    def _recompute_preview(self, run) -> None:
+        """Once the compiled program is built: recompute a run's preview steps with it and take
+        those in their place (``Run.recomputed``), so the run is exactly the one its URL makes.
+        The recomputation runs outside the lock (a paused run is recomputed too: its steps are
+        the same steps); a settings change meanwhile keeps the preview steps (and the run then
+        says how many it has)."""
+        if not getattr(run, "preview_steps", 0) or run.settings_version:
+            return
+        fresh = run.recomputed()
+        with self._lock:
+            if self.run is run and run.adopt(fresh):
+                self._density = None
+                self.recomputed_steps = fresh.step
 
     def _steps_left(self, run) -> int:
         """Steps the run has still to take (caller holds the lock)."""
@@ -388,6 +556,8 @@ class Trainer:
                 return Status.ERROR
             if self._compiling:
                 return Status.COMPILING
+            if self._queued and self._wants_steps():
+                return Status.QUEUED
             if self.run.status.over:
                 return self.run.status
             if self._running:

@@ -395,6 +395,7 @@ def status_panel() -> None:
     """The status line and compile progress (a fragment refreshing while the set trains)."""
     t = trainer()
     _status_line(t.snapshot(diagnosis=False, density=False))
+    panels.serving_notes(t)
     if t.changing:
         st.info("Taking the change in: compiling the comparison's new layout while the other runs go on…", icon="⏳")
     elif t.change_error:

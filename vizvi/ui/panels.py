@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 import streamlit as st
 
-from vizvi import charts, focus, latent_charts
+from vizvi import charts, focus, latent_charts, serving
 from vizvi.diagnostics import MIN_STEPS
 from vizvi.history import to_csv, to_json
 from vizvi.live_chart import live_charts
@@ -29,6 +29,7 @@ from vizvi.worker import Trainer, drawn_from_moments
 UPDATE_S = 0.1  # chart fragment period while training; a busy browser settles at a lower rate
 STATUS_S = 0.5  # status line fragment period: text needs no animation rate
 BANNER_S = 2.0  # diagnosis fragment period: verdicts look at the last thousand steps anyway
+FIRST_CHUNK_WAIT_S = 0.2  # after Start on a compiled program, the script run waits this long at most for the first chunk
 PREPARE_POLL_S = 0.3  # how often the page looks whether a run being prepared is ready
 REFERENCE_POLL_S = 0.5  # how often the reference panel shows an MCMC job's progress
 SLOW_S = 0.5  # while training a run with many parameters, its slow charts are redrawn about this often (``_hold_slow``)
@@ -113,6 +114,30 @@ def _status_line(snap, trainer: Trainer) -> None:
         parts.append(f"compiled in {snap.compile_s:.1f} s")
     parts.append(f"data: {trainer.run.dataset.source}")
     st.markdown(" · ".join(parts))
+    serving_notes(trainer)
+
+
+def serving_notes(trainer: Trainer) -> None:
+    """A queued trainer's place in line; a preview's compile progress; preview steps that stay."""
+    place = trainer.queue_position()
+    if place is not None:
+        training, waiting = serving.ADMISSION.counts()
+        st.info(f"**Queued:** this server trains at most {serving.ADMISSION.limit} runs at once and all are busy "
+                f"({training} training, {waiting} waiting). This run starts by itself when a place is free: "
+                + ("it is next." if place == 1 else f"{place - 1} before it."), icon="⏳")
+    progress = trainer.compile_progress()
+    if progress is not None:
+        of = f" of about {progress.typical_seconds:.0f} s" if progress.typical_seconds else ""
+        fraction = min(progress.seconds / progress.typical_seconds, 0.99) if progress.typical_seconds else 0.0
+        st.progress(fraction, text=f"Compiling this configuration with XLA in the background: {progress.seconds:.1f} s{of}. "
+                                   f"Meanwhile it trains uncompiled ({progress.preview_steps:,} steps so far); when the "
+                                   f"compiled program is ready they are recomputed with it, so the run is exactly the one "
+                                   f"its URL makes.")
+    left = getattr(trainer.run, "preview_steps", 0)
+    if progress is None and left:
+        st.caption(f"The first {left:,} steps ran uncompiled, before the compiled program was ready, and a setting "
+                   f"changed before they could be recomputed: their random draws differ from those of a fresh run "
+                   f"of this page's URL.")
 
 
 def _banners(snap) -> None:
@@ -165,7 +190,8 @@ def _posterior_check(check: dict) -> None:
 def status_panel(slot: session.Slot = session.RUN) -> None:
     """The status line (a fragment refreshing every ``STATUS_S`` while training)."""
     t = session.trainer(slot)
-    _status_line(t.snapshot(diagnosis=False, density=False), t)
+    with st.container():
+        _status_line(t.snapshot(diagnosis=False, density=False), t)
     # The fragments cannot change their own refresh periods: when training stops on its own
     # (finished, diverged, a Step done), one full rerun settles the page.
     if _ss().get(keys.LIVE_REFRESH, False) and not t.busy:

@@ -41,3 +41,17 @@ def leave_tensorflow_alone() -> None:
     plt = sys.modules.get("matplotlib.pyplot")
     if plt is not None:
         plt.close("all")
+
+
+def configure_serving(argv=None) -> list:
+    """Set the process's limit of concurrently training trainers from ``--max-training N`` in
+    the dashboard's arguments (or ``VIZVI_MAX_TRAINING``); returns error messages for a bad
+    value, which then leaves the limit as it was (the server keeps serving)."""
+    from vizvi import serving
+    from vizvi.errors import ConfigError
+
+    try:
+        serving.ADMISSION.set_limit(serving.limit_from(sys.argv[1:] if argv is None else argv))
+    except ConfigError as e:
+        return [f"{e} (training sessions are limited to {serving.ADMISSION.limit} at once)"]
+    return []

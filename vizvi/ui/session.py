@@ -17,6 +17,9 @@ from __future__ import annotations
 from typing import Callable, NamedTuple, Optional
 
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+from vizvi import serving
 
 from vizvi.engine import Run, RunConfig, validate
 from vizvi.errors import ConfigError
@@ -130,6 +133,9 @@ def collect_prepared(slot: Slot = RUN) -> Optional[str]:
     if prep.error:
         return prep.error
     fresh = slot.trainer_class(prep.run, steps_per_update=speed())
+    ctx = get_script_run_ctx()
+    if ctx is not None:  # its trainer is suspended once the session's tab is gone
+        serving.SESSIONS.watch(fresh, ctx.session_id)
     old = trainer(slot)
     if old is not None:
         old.close()

@@ -1,0 +1,270 @@
+"""One server for a room full of people: admission of trainers, closed tabs, programs built early.
+
+- ``Admission``: at most ``limit`` trainers train at once, process-wide; the others wait in
+  arrival order and their pages say so (a queue, rather than everyone slowing down together:
+  on two cores, ten flat-out trainers each get a tenth of the machine and their charts crawl).
+- ``SessionWatch``: a trainer belongs to a browser session; once Streamlit no longer counts
+  that session as connected (the tab was closed, or its network dropped) for ``GRACE_S``, the
+  trainer is suspended (paused, its thread ended, its admission freed). A session that
+  reconnects finds its run paused where it was.
+- ``warm_up``: the default run and the presets' comparisons compiled in the background when
+  the server starts (``python -m vizvi.serve``), so that the first Start finds them built.
+
+The limit comes from ``--max-training N`` after ``--`` on the dashboard's command line, else
+the ``VIZVI_MAX_TRAINING`` environment variable, else ``DEFAULT_MAX_TRAINING``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from typing import Callable, Optional, Sequence
+
+from vizvi.errors import ConfigError
+
+# Four trainers per core: measured on 2 cores (bench/load.py), eight sessions training flat out
+# each kept >= 2 chart updates/s; more would take the charts below that.
+DEFAULT_MAX_TRAINING = 4 * (os.cpu_count() or 1)
+ENV_MAX_TRAINING = "VIZVI_MAX_TRAINING"
+GRACE_S = 5.0  # a session disconnected this long has closed its tab (a reload reconnects within a second or two)
+WATCH_EVERY_S = 1.0
+
+
+class Admission:
+    """At most ``limit`` holders at once; the others queue first come, first served.
+
+    A trainer asks ``admit(self)`` before each chunk (True: it holds a place, or was given
+    one) and ``release(self)`` when it stops training. Holders are weakly referenced, so a
+    trainer that is garbage-collected never keeps a place.
+    """
+
+    def __init__(self, limit: int):
+        self._lock = threading.Lock()
+        self._holders: "weakref.WeakSet" = weakref.WeakSet()
+        self._queue: list = []  # weak references, in arrival order
+        self.limit = 0
+        self.set_limit(limit)
+
+    def set_limit(self, limit: int) -> None:
+        """Change the limit (holders above a lowered limit keep their places until they stop)."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ConfigError("max-training", f"must be a whole number of at least 1, got {limit!r}")
+        with self._lock:
+            self.limit = limit
+
+    def _prune(self) -> None:
+        self._queue = [r for r in self._queue if r() is not None]
+
+    def admit(self, who) -> bool:
+        """True if ``who`` may train now (it holds a place, or takes a free one as the first in
+        line); else it is (or stays) queued and False."""
+        with self._lock:
+            if who in self._holders:
+                return True
+            self._prune()
+            if not any(r() is who for r in self._queue):
+                self._queue.append(weakref.ref(who))
+            if len(self._holders) < self.limit and self._queue[0]() is who:
+                self._queue.pop(0)
+                self._holders.add(who)
+                return True
+            return False
+
+    def release(self, who) -> None:
+        """``who`` stops training (or waiting): its place or its turn goes to the next."""
+        with self._lock:
+            self._holders.discard(who)
+            self._queue = [r for r in self._queue if r() is not None and r() is not who]
+
+    def position(self, who) -> Optional[int]:
+        """1 for the first in line, 2 for the next...; None when ``who`` is not waiting."""
+        with self._lock:
+            self._prune()
+            for i, r in enumerate(self._queue):
+                if r() is who:
+                    return i + 1
+            return None
+
+    def counts(self) -> tuple:
+        """(training, waiting) right now."""
+        with self._lock:
+            self._prune()
+            return len(self._holders), len(self._queue)
+
+
+def limit_from(argv: Sequence[str], environ=os.environ) -> int:
+    """The limit of concurrently training trainers: ``--max-training N`` in ``argv``, else the
+    ``VIZVI_MAX_TRAINING`` environment variable, else ``DEFAULT_MAX_TRAINING``. Raises
+    ConfigError naming the option for a value that is not a whole number of at least 1."""
+    value, source = None, None
+    args = list(argv)
+    for i, arg in enumerate(args):
+        if arg == "--max-training":
+            if i + 1 >= len(args):
+                raise ConfigError("max-training", "needs a number after it")
+            value, source = args[i + 1], "--max-training"
+        elif arg.startswith("--max-training="):
+            value, source = arg.split("=", 1)[1], "--max-training"
+    if value is None and environ.get(ENV_MAX_TRAINING):
+        value, source = environ[ENV_MAX_TRAINING], ENV_MAX_TRAINING
+    if value is None:
+        return DEFAULT_MAX_TRAINING
+    try:
+        limit = int(value)
+    except ValueError:
+        raise ConfigError("max-training", f"{source} must be a whole number of at least 1, got {value!r}") from None
+    if limit < 1:
+        raise ConfigError("max-training", f"{source} must be a whole number of at least 1, got {value!r}")
+    return limit
+
+
+ADMISSION = Admission(DEFAULT_MAX_TRAINING)  # the process's; the dashboard sets its limit at start
+
+
+class SessionWatch:
+    """Suspends the trainers of sessions that are no longer connected (see the module).
+
+    ``is_connected(session_id)`` answers for a session; a trainer is watched with
+    ``watch(trainer, session_id)`` and suspended (``trainer.suspend()``) once its session has
+    been disconnected for ``grace_s``. One daemon thread, started with the first watch.
+    """
+
+    def __init__(self, is_connected: Callable[[str], bool], grace_s: float = GRACE_S, every_s: float = WATCH_EVERY_S):
+        self._is_connected = is_connected
+        self.grace_s, self.every_s = grace_s, every_s
+        self._lock = threading.Lock()
+        self._watched: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # trainer -> session id
+        self._gone_since: dict = {}  # session id -> when first seen disconnected
+        self._thread: Optional[threading.Thread] = None
+
+    def watch(self, trainer, session_id: str) -> None:
+        """Suspend ``trainer`` once ``session_id`` has been disconnected for ``grace_s``."""
+        with self._lock:
+            self._watched[trainer] = session_id
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="vizvi-session-watch", daemon=True)
+                self._thread.start()
+
+    def check(self, now: Optional[float] = None) -> list:
+        """Look at every watched session once; suspend the trainers of those gone for
+        ``grace_s``, and return them."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            watched = list(self._watched.items())
+        suspended, seen = [], set()
+        for trainer, sid in watched:
+            seen.add(sid)
+            try:
+                connected = self._is_connected(sid)
+            except Exception:  # noqa: BLE001 - a runtime shutting down: check again next time
+                continue
+            if connected:
+                self._gone_since.pop(sid, None)
+                continue
+            since = self._gone_since.setdefault(sid, now)
+            if now - since >= self.grace_s and trainer.suspend():
+                suspended.append(trainer)
+        for sid in list(self._gone_since):
+            if sid not in seen:
+                del self._gone_since[sid]
+        return suspended
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self.every_s)
+            self.check()
+
+
+def _streamlit_session_connected(session_id: str) -> bool:
+    """Whether Streamlit counts ``session_id`` as a connected session (True without a
+    Streamlit server, e.g. under ``AppTest``: nothing to watch there)."""
+    from streamlit import runtime
+
+    if not runtime.exists():
+        return True
+    return runtime.get_instance().is_active_session(session_id)
+
+
+SESSIONS = SessionWatch(_streamlit_session_connected)
+
+
+# -- programs built when the server starts ------------------------------------------------------
+class WarmUp:
+    """The default run and the presets' comparisons, compiled one after another in a daemon
+    thread; ``done``, ``current`` and ``built`` say how far it is."""
+
+    def __init__(self, jobs: Sequence[tuple]):
+        self.jobs = list(jobs)  # (what, make) pairs: make() returns something with compile()
+        self.built: list = []
+        self.failed: list = []
+        self.current: Optional[str] = None
+        self.seconds = 0.0
+        self._done = threading.Event()
+        threading.Thread(target=self._work, name="vizvi-warm-up", daemon=True).start()
+
+    def _work(self) -> None:
+        # Not niced: a lower-priority thread that holds the GIL while the OS leaves it waiting
+        # stalls every other thread of the server (measured: a niced trainer froze 8 sessions).
+        t0 = time.perf_counter()
+        try:
+            for what, make in self.jobs:
+                self.current = what
+                try:
+                    make().compile()
+                    self.built.append(what)
+                except Exception as e:  # noqa: BLE001 - a preset that cannot build is built on demand instead
+                    self.failed.append(f"{what}: {type(e).__name__}: {e}")
+        finally:
+            self.current = None
+            self.seconds = time.perf_counter() - t0
+            self._done.set()
+
+    @property
+    def done(self) -> bool:
+        """True once every job has been tried."""
+        return self._done.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """True once done; waits at most ``seconds``."""
+        return self._done.wait(seconds)
+
+
+def warm_up_jobs() -> list:
+    """What the server builds at start: the run page's default run (its preview program first,
+    traced in a second, then the compiled one), then each preset's comparison."""
+    from vizvi.compare import RunSet
+    from vizvi.engine import Run, RunConfig
+    from vizvi.presets import PRESETS
+
+    jobs = [("the default run's preview", lambda: _Preview(Run(RunConfig()))), ("the default run", lambda: Run(RunConfig()))]
+    for name, preset in PRESETS.items():
+        jobs.append((f"preset {name}", lambda p=preset: RunSet(p.configs())))
+    return jobs
+
+
+class _Preview:
+    """A run whose ``compile()`` traces its uncompiled preview program (``Run.compute_chunk``
+    with ``preview``): a Start during the compiled build then draws its first steps at once."""
+
+    def __init__(self, run):
+        self.run = run
+
+    def compile(self) -> None:
+        """Trace the preview program by computing no steps with it."""
+        self.run.compute_chunk(0, preview=True)
+
+
+_WARM_UP: Optional[WarmUp] = None
+_WARM_UP_LOCK = threading.Lock()
+
+
+def warm_up() -> WarmUp:
+    """Start building the default run and the presets' programs in the background (once per
+    process); returns the warm-up."""
+    global _WARM_UP
+    with _WARM_UP_LOCK:
+        if _WARM_UP is None:
+            _WARM_UP = WarmUp(warm_up_jobs())
+        return _WARM_UP

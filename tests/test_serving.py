@@ -121,6 +121,12 @@ def test_beyond_the_limit_a_trainer_queues_and_trains_when_a_place_frees(trainer
     assert second.queue_position() is None and second.status() is Status.RUNNING
     first.start()
     _wait(lambda: first.queue_position() == 1, what="the first to queue behind the second")
+    third = trainers(adm)
+    third.start()
+    _wait(lambda: third.queue_position() == 2, what="a third in line")
+    third.pause()  # a paused one leaves the line, and its page stops refreshing
+    assert not third.busy and third.status() is Status.READY  # it never took a step
+    _wait(lambda: adm.counts() == (1, 1), what="the third to leave the line")
     second.close()  # a closed trainer gives its place up too
     step = first.run.step
     _wait(lambda: first.run.step > step, what="the first to train again")

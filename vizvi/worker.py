@@ -315,8 +315,8 @@ class Trainer:
         including a chunk being computed, unless a pause has already discarded it."""
         with self._lock:
             in_flight = self._computing and self._computing_for == self._commands
-            return (self.running or self._pending_steps > 0 or self._compiling or in_flight or self._queued
-                    or self._preview_unsettled())
+            return (self.running or self._pending_steps > 0 or self._compiling or in_flight
+                    or (self._queued and self._wants_steps()) or self._preview_unsettled())
 
     def live_steps_per_s(self) -> Optional[float]:
         """Training throughput measured while live (steps over wall time spent training)."""
@@ -376,7 +376,8 @@ class Trainer:
         then compute and commit one chunk. False when the thread is to end."""
         with self._lock:
             if not self._wants_steps():
-                self.admission.release(self)  # a paused trainer holds no place
+                self._queued = False
+                self.admission.release(self)  # a paused trainer holds no place, nor a turn in line
             while not self._stopping and not self._wants_steps() and not self._preview_unsettled():
                 self._wake.wait(timeout=1.0)
             if self._stopping:

@@ -6,6 +6,7 @@ from vizvi.ui import model_files, runtime
 
 runtime.keep_tensorflow_state_across_reruns()
 runtime.share_the_interpreter_with_the_trainer()
+runtime.end_closed_websockets_quietly()
 # `streamlit run dashboard.py -- --model-file a.py`: loaded once per process; a bad file is
 # reported on every page and the other models work.
 model_file_errors = model_files.register_from_argv()

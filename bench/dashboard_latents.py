@@ -19,7 +19,7 @@ Goal (issue 11): >= 5 chart updates per second at 50+ variational parameters (th
 from __future__ import annotations
 
 from bench.dashboard import start_and_measure
-from tests.browser_util import WebSocketMeter, chromium, streamlit_app, wait_for
+from tests.browser_util import PageBytesMeter, chromium, streamlit_app, wait_for
 from vizvi.ui.panels import SLOW_CHARTS, SLOW_S
 
 MODEL_FILE = "examples/breast_cancer_logistic.py"
@@ -34,7 +34,7 @@ def main(seconds: float = 6.0, family: str = "mean-field-normal") -> dict:
     with streamlit_app("dashboard.py", timeout=120, extra_args=["--", "--model-file", MODEL_FILE]) as server, \
             chromium() as browser:
         page = browser.new_page(viewport={"width": 1500, "height": 1300})
-        meter = WebSocketMeter(page)
+        meter = PageBytesMeter(page)
         page.goto(f"http://127.0.0.1:{server.port}/?model={MODEL}&family={family}&speed=max", timeout=90_000)
         wait_for(page, _REFERENCE_SHOWN, timeout_ms=180_000)
         parameters = page.evaluate("""() => { const g = document.querySelector("[data-vizvi-chart='overview'] .js-plotly-plot");

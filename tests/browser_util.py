@@ -268,16 +268,19 @@ def sample_charts(page, *, expected: int, seconds: float = 4.0,
     return finish_sampling(page)
 
 
-class WebSocketMeter:
-    """Counts bytes the page receives over its websockets (Streamlit's protobuf stream).
+class PageBytesMeter:
+    """Counts bytes the page receives for its live updates: over its websockets (Streamlit's
+    protobuf stream) and from the chart feed (``vizvi.live_feed``: each response's
+    Content-Length, as sent, compressed or not).
 
-    Attach with ``meter = WebSocketMeter(page)`` before ``page.goto``; read ``received``.
+    Attach with ``meter = PageBytesMeter(page)`` before ``page.goto``; read ``snapshot()``.
     """
 
     def __init__(self, page) -> None:
         self.received = 0
         self.frames = 0
         page.on("websocket", self._on_ws)
+        page.on("response", self._on_response)
 
     def _on_ws(self, ws) -> None:
         ws.on("framereceived", self._on_frame)
@@ -287,8 +290,13 @@ class WebSocketMeter:
         self.received += len(payload if isinstance(payload, (bytes, bytearray))
                              else payload.encode("utf-8"))
 
+    def _on_response(self, response) -> None:
+        if "/vizvi/feed/" in response.url:
+            self.frames += 1
+            self.received += int(response.headers.get("content-length") or 0)
+
     def snapshot(self) -> tuple[int, int]:
-        """Return ``(bytes, frames)`` received so far."""
+        """Return ``(bytes, messages)`` received so far."""
         return self.received, self.frames
 
 

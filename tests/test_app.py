@@ -252,6 +252,44 @@ def test_keras_reset_hook_still_exists_and_is_replaced(open_app):
     assert script_runner._clean_problem_modules is runtime.leave_tensorflow_alone
 
 
+def test_a_closed_tab_ends_streamlits_websocket_loop_without_a_traceback(open_app):
+    """runtime.end_closed_websockets_quietly: once a send to a closed tab has failed (Starlette
+    marks the socket disconnected), the next ``receive_bytes`` raises the disconnect that
+    Streamlit's receive loop ends on, not the ``RuntimeError`` it takes for a text frame (and
+    answers with a ``close()`` that raises in turn). The loop's handling is checked in the
+    source, as it is Streamlit's private code."""
+    import asyncio
+
+    from starlette import websockets
+    from streamlit.web.server.starlette import starlette_websocket
+
+    open_app()  # the dashboard applies it
+    sent = []
+
+    async def receive():
+        return {"type": "websocket.receive", "bytes": b"x"}
+
+    async def send(message):
+        if message["type"] == "websocket.send":
+            raise OSError("the tab has gone")
+        sent.append(message)
+
+    async def scenario():
+        ws = websockets.WebSocket({"type": "websocket", "path": "/_stcore/stream", "headers": []}, receive, send)
+        ws.client_state = websockets.WebSocketState.CONNECTED
+        ws.application_state = websockets.WebSocketState.CONNECTED
+        with pytest.raises(websockets.WebSocketDisconnect):
+            await ws.send_bytes(b"update")  # the tab closed meanwhile
+        with pytest.raises(websockets.WebSocketDisconnect) as gone:
+            await ws.receive_bytes()
+        return gone.value.code
+
+    assert asyncio.run(scenario()) == 1006
+    loop = inspect.getsource(starlette_websocket)
+    assert "except WebSocketDisconnect:\n                    break" in loop, \
+        "Streamlit's websocket loop changed: revisit runtime.end_closed_websockets_quietly"
+
+
 # -- 1. pages -----------------------------------------------------------------------------------
 def test_run_page_renders_controls_and_all_charts(open_app):
     at = open_app()

@@ -21,7 +21,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser_util import (  # noqa: E402
     REPO_ROOT,
-    WebSocketMeter,
+    PageBytesMeter,
     chromium,
     finish_sampling,
     sample_charts,
@@ -59,7 +59,7 @@ def test_live_charts_flicker_free_in_chromium(hard_timeout):
         page.on("pageerror", lambda e: errors.append(f"pageerror: {e}"))
         page.on("console", lambda m: errors.append(f"console: {m.text}")
                 if m.type == "error" and "vizvi" in m.text else None)
-        meter = WebSocketMeter(page)
+        meter = PageBytesMeter(page)
 
         page.goto(server.url, timeout=30_000)
         # Paused app: the four charts mount once (plotly.js fetched from the app itself).

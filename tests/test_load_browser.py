@@ -1,8 +1,9 @@
 """Several sessions on one server in a real browser: the small version of ``bench/load.py``.
 
-Three Playwright contexts (three Streamlit sessions) on one server that trains at most two
-runs at once (``VIZVI_MAX_TRAINING=2``), each with its own configuration: the first two
-train and draw; the third queues and its page says so; a Pause in the first gives its place to
+Three Playwright contexts (three Streamlit sessions) on one server (``python -m vizvi.serve``,
+as ``make run`` serves a class) that trains at most two runs at once
+(``VIZVI_MAX_TRAINING=2``), each with its own configuration: the first two train and draw,
+their charts fetching their updates from the server's chart feed; the third queues and its page says so; a Pause in the first gives its place to
 the third, whose run then trains by itself; the first, started again, queues in turn. About
 30 s in all, with no traceback in the server's log, no exception on a page and no JS error;
 then every tab is closed and the server goes idle (its trainers suspended by
@@ -17,6 +18,7 @@ from bench.load import CLOSE_GOAL_S, open_session, wait_until_idle
 from tests.browser_util import chromium, streamlit_app, wait_for
 
 MOVING = "() => [...document.querySelectorAll('[data-vizvi-chart]')].every(e => +e.dataset.updates > 2)"
+FEED_REQUESTS = "() => +(document.querySelector('.vizvi-live-panel') || {dataset: {}}).dataset.feedRequests || 0"
 
 
 def _step(session) -> int:
@@ -32,7 +34,8 @@ def _advances(session, seconds: float = 60.0) -> None:
 
 
 def test_three_sessions_two_places_a_queue_and_closed_tabs(hard_timeout):
-    with streamlit_app("dashboard.py", timeout=120, env={"VIZVI_MAX_TRAINING": "2"}) as server, chromium() as browser:
+    with streamlit_app("dashboard.py", timeout=120, serve=True, env={"VIZVI_MAX_TRAINING": "2"}) as server, \
+            chromium() as browser:
         sessions = [open_session(browser, server.port, i) for i in range(3)]
         t0 = time.monotonic()
         first, second, third = sessions
@@ -41,6 +44,7 @@ def test_three_sessions_two_places_a_queue_and_closed_tabs(hard_timeout):
         for s in (first, second):
             wait_for(s.page, MOVING, timeout_ms=150_000)
             _advances(s)
+            assert s.page.evaluate(FEED_REQUESTS) > 2, "the charts did not fetch from the feed"
         third.click("Start")
         wait_for(third.page, "() => document.body.innerText.includes('Queued:')", timeout_ms=60_000)
         assert "at most 2 runs at once" in third.page.inner_text("body")

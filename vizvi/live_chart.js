@@ -101,7 +101,7 @@ function panelFor(parent) {
   const root = document.createElement("div");
   root.className = "vizvi-live-panel";
   parent.appendChild(root);
-  p = { parent, root, layout: null, charts: new Map() };
+  p = { parent, root, layout: null, charts: new Map(), stamp: null, stampFeed: undefined };
   BY_PARENT.set(parent, p);
   return p;
 }
@@ -221,9 +221,29 @@ async function pump(c) {
   }
 }
 
-// `data` is the whole payload; `body` holds one figure JSON per line, in `head.charts` order.
-export function render(parentElement, head, data, body) {
-  const p = panelFor(parentElement);
+// Stamps are "revision.step": which view (revised when the page's view settings change) and
+// which state of the run a payload shows. Payloads reach a panel by two ways (Streamlit's
+// reruns and the feed), so one may overtake another: an older one is not drawn.
+function stampOf(text) {
+  if (typeof text !== "string") return null;
+  const parts = text.split(".").map(Number);
+  return parts.length === 2 && parts.every(Number.isFinite) ? parts : null;
+}
+function older(a, b) {
+  return a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+}
+
+// Draw a payload's figures (`body`: one figure JSON per line, in `head.charts` order) that
+// came from `feed` (its URL; the same run and page) or through Streamlit naming it. Stamps
+// compare within one feed only: a new run has a new feed, and starts again at step 0.
+function apply(p, head, body, feed) {
+  const stamp = stampOf(head.stamp);
+  if (feed !== p.stampFeed) {
+    p.stampFeed = feed;
+    p.stamp = null;
+  }
+  if (stamp && p.stamp && older(stamp, p.stamp)) return;
+  p.stamp = stamp;
   arrange(p, head.bands);
   let start = 0;
   for (const spec of head.charts) {
@@ -244,6 +264,80 @@ export function render(parentElement, head, data, body) {
       pump(c);
     }
   }
+}
+
+// The feed (vizvi/live_feed.py): the panel asks the server for its next update itself, at most
+// every FEED_PERIOD_MS and never faster than it draws, instead of waiting for Streamlit to
+// rerun a fragment; the server answers when there is something new (204 after a second
+// without). The next request goes out as soon as an update arrives, while it is drawn. One loop per feed URL; it follows the newest panel showing it and ends when the
+// feed is gone (404: a new run, or the session closed) or no page element shows it any more.
+const FEEDS = new Map();
+const FEED_PERIOD_MS = 70;
+const FEED_RETRY_MS = 1000;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function idle(p) {
+  for (const c of p.charts.values()) if (c.busy || c.pending) return false;
+  return true;
+}
+
+function request(f, stamp) {
+  const url = f.url + "?after=" + encodeURIComponent(stamp ? stamp.join(".") : "");
+  f.requests += 1;
+  f.panel.root.setAttribute("data-feed-requests", String(f.requests));
+  // A failed request (the server restarting, say: Streamlit reconnects too) resolves to null.
+  return fetch(url, { cache: "no-store" }).catch(() => null);
+}
+
+function follow(p, head) {
+  for (const [url, f] of FEEDS) if (f.panel === p && url !== head.feed) f.stopped = true;
+  if (!head.feed) return;
+  const known = FEEDS.get(head.feed);
+  if (known && !known.stopped) {
+    known.panel = p;
+    return;
+  }
+  const f = { url: head.feed, panel: p, stopped: false, requests: 0 };
+  FEEDS.set(head.feed, f);
+  (async () => {
+    let gone = 0;
+    let next = request(f, p.stamp);
+    while (!f.stopped) {
+      if (!f.panel.root.isConnected) {  // unmounted: wait for a new element to adopt the feed
+        if ((gone += 1) * FEED_PERIOD_MS > DISPOSE_AFTER_MS) break;
+        await sleep(FEED_PERIOD_MS);
+        continue;
+      }
+      gone = 0;
+      const t0 = performance.now();
+      const res = await next;
+      if (f.stopped) break;
+      if (res && res.status === 404) break;
+      if (res && res.status === 200) {
+        const data = new Uint8Array(await res.arrayBuffer());
+        const nl = data.indexOf(10);
+        const head = nl > 0 ? JSON.parse(DECODER.decode(data.subarray(0, nl))) : null;
+        // Ask for the one after it now, so that the server builds it while this one is drawn.
+        next = request(f, head ? stampOf(head.stamp) : f.panel.stamp);
+        if (head && !f.stopped) apply(f.panel, head, data.subarray(nl + 1), f.url);
+        while (!idle(f.panel)) await sleep(10);  // drawn before the next is applied: no backlog
+      } else {
+        if (!res || res.status !== 204) await sleep(FEED_RETRY_MS);
+        next = request(f, f.panel.stamp);
+      }
+      const left = FEED_PERIOD_MS - (performance.now() - t0);
+      if (left > 0) await sleep(left);
+    }
+    f.stopped = true;
+    if (FEEDS.get(f.url) === f) FEEDS.delete(f.url);
+  })();
+}
+
+// `data` is the whole payload; `body` holds one figure JSON per line, in `head.charts` order.
+export function render(parentElement, head, data, body) {
+  const p = panelFor(parentElement);
+  apply(p, head, body, head.feed);
+  follow(p, head);
   // Streamlit may call this cleanup while the element is still mounted (an update that was
   // superseded mid-load), and a remounted element may adopt the graphs: dispose of a chart
   // only if it is still unmounted and unadopted a while later.

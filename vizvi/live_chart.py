@@ -37,7 +37,7 @@ from plotly.basedatatypes import BaseFigure
 from streamlit import config as st_config
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-__all__ = ["live_chart", "live_charts", "LiveChartConfigError", "asset_urls", "ensure_assets"]
+__all__ = ["live_chart", "live_charts", "encode_panel", "app_path", "LiveChartConfigError", "asset_urls", "ensure_assets"]
 
 FigureLike = Union[BaseFigure, Mapping[str, Any]]
 
@@ -232,7 +232,8 @@ def _check_key(key: Any, what: str) -> None:
 
 
 def live_charts(figures: Mapping[str, FigureLike], *, key: str,
-                bands: Optional[Sequence[Sequence[Sequence[str]]]] = None, height: int = 320) -> None:
+                bands: Optional[Sequence[Sequence[Sequence[str]]]] = None, height: int = 320,
+                stamp: Optional[str] = None, feed: Optional[str] = None) -> None:
     """Render several live Plotly charts, arranged in one element that stays mounted.
 
     Like :func:`live_chart` for each figure, but all charts travel in one Streamlit element,
@@ -251,7 +252,45 @@ def live_charts(figures: Mapping[str, FigureLike], *, key: str,
         and wrap under each other on a narrow screen. Default: all charts stacked.
     height
         Height in pixels of a chart whose figure sets no ``layout.height``.
+    stamp, feed
+        ``feed``: the URL path of a ``vizvi.live_feed.Feed`` from which the browser fetches
+        the panel's next updates itself, and ``stamp``, which state these figures show
+        ("revision.step"; the browser never draws an update older than the one it shows).
     """
+    _checked_panel(figures, key, bands, height)  # a bad call fails before it needs a script run
+    plotly_url, renderer_url = asset_urls()
+    payload = encode_panel(figures, key=key, bands=bands, height=height, assets=(plotly_url, renderer_url),
+                           stamp=stamp, feed=feed)
+    _component(key=_KEY_PREFIX + key, data=payload, height="content", width="stretch")
+
+
+def encode_panel(figures: Mapping[str, FigureLike], *, key: str, assets: tuple,
+                 bands: Optional[Sequence[Sequence[Sequence[str]]]] = None, height: int = 320,
+                 stamp: Optional[str] = None, feed: Optional[str] = None) -> bytes:
+    """The bytes :func:`live_charts` sends (``assets``: the URLs of ``asset_urls``), also what
+    a ``vizvi.live_feed.Feed`` answers with; callable from any thread."""
+    bands, height = _checked_panel(figures, key, bands, height)
+    plotly_url, renderer_url = assets
+    charts, lines = [], []
+    for k, figure in figures.items():
+        fig_json, h = _figure_json(figure, k, height)
+        charts.append({"key": k, "height": h})
+        lines.append(fig_json)
+    # Bytes, not a dict: Streamlit forwards them untouched (no second JSON round trip, no
+    # dataframe sniffing), and the browser can skip byte-identical figures cheaply. The
+    # payload is a JSON header line, then one figure per line (json.dumps and plotly's
+    # encoder never emit a raw newline).
+    head = {"key": key, "plotly": plotly_url, "module": renderer_url, "charts": charts,
+            "bands": [[list(column) for column in band] for band in bands]}
+    if stamp is not None:
+        head["stamp"] = stamp
+    if feed is not None:
+        head["feed"] = feed
+    return "\n".join([json.dumps(head, separators=(",", ":")), *lines]).encode("utf-8")
+
+
+def _checked_panel(figures, key, bands, height) -> tuple:
+    """``(bands, height)`` of a valid panel (bands defaulted); ValueError naming what is wrong."""
     _check_key(key, "live_charts")
     if not figures:
         raise ValueError("live_charts needs at least one figure")
@@ -265,20 +304,13 @@ def live_charts(figures: Mapping[str, FigureLike], *, key: str,
     height = int(height)
     if height <= 0:
         raise ValueError(f"height must be positive, got {height}")
-    plotly_url, renderer_url = asset_urls()
-    charts, lines = [], []
-    for k, figure in figures.items():
-        fig_json, h = _figure_json(figure, k, height)
-        charts.append({"key": k, "height": h})
-        lines.append(fig_json)
-    # Bytes, not a dict: Streamlit forwards them untouched (no second JSON round trip, no
-    # dataframe sniffing), and the browser can skip byte-identical figures cheaply. The
-    # payload is a JSON header line, then one figure per line (json.dumps and plotly's
-    # encoder never emit a raw newline).
-    head = json.dumps({"key": key, "plotly": plotly_url, "module": renderer_url, "charts": charts,
-                       "bands": [[list(column) for column in band] for band in bands]}, separators=(",", ":"))
-    payload = "\n".join([head, *lines])
-    _component(key=_KEY_PREFIX + key, data=payload.encode("utf-8"), height="content", width="stretch")
+    return bands, height
+
+
+def app_path(path: str) -> str:
+    """``path`` (absolute, e.g. ``/vizvi/feed/x``) under the server's ``server.baseUrlPath``."""
+    base = (st_config.get_option("server.baseUrlPath") or "").strip("/")
+    return (f"/{base}" if base else "") + path
 
 
 def live_chart(figure: FigureLike, *, key: str, height: int = 320) -> None:

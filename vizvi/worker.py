@@ -48,7 +48,7 @@ TICK_S = 0.12  # pacing interval for a finite speed (about the chart update peri
 # target does 1024 steps in ~10 ms, where the overhead would be half the time).
 TARGET_CHUNK_S = 0.08
 MIN_CHUNK = 256
-DENSITY_EVERY_S = 0.08  # the trainer re-evaluates q's density at most this often while running
+DENSITY_EVERY_S = 0.05  # the trainer re-evaluates q's density at most this often while running
 
 
 @dataclasses.dataclass
@@ -432,15 +432,14 @@ class Trainer:
                 with self._lock:
                     paused_meanwhile = commands != self._commands
                     done = 0 if paused_meanwhile else self.run.commit_chunk(pending)
-                    self._wake.notify_all()  # wait_for_steps
                     self._take_reference()
-                    state = self.run.state
                     more = self._running or self._pending_steps > 0
+                    if done and (not more or time.monotonic() - self._density_at >= DENSITY_EVERY_S):
+                        self._prepare_density()
+                    self._wake.notify_all()  # wait_for_steps
                 if done and pending.seconds > 0 and not preview:
                     rate = done / pending.seconds
                     self._max_speed_chunk = int(min(CHUNK_STEPS, max(MIN_CHUNK, rate * TARGET_CHUNK_S)))
-                if done and (not more or time.monotonic() - self._density_at >= DENSITY_EVERY_S):
-                    self._prepare_density(state)
                 with self._lock:
                     self._live_steps += done
                     self._live_seconds += time.perf_counter() - t0
@@ -515,20 +514,19 @@ class Trainer:
         """Steps the run has still to take (caller holds the lock)."""
         return run.config.steps - run.step
 
-    def _prepare_density(self, state) -> None:
-        """Evaluate q's density for the state just committed, here in the trainer thread.
+    def _prepare_density(self) -> None:
+        """Evaluate q's density for the state just committed, here in the trainer thread, in
+        the commit's critical section (caller holds the lock).
 
         Called from the page, the traced density function can wait for TensorFlow's one
         executor thread while it runs a chunk: tens of milliseconds that hold back a chart
         update. Here it costs a millisecond or so every ``DENSITY_EVERY_S``, taken from
-        training. It runs outside the lock; a result that a settings change overtook (a new
-        state object) is dropped, and the page evaluates that state itself.
+        training, and a reader waits that long for the lock. Under the lock, no reader sees
+        the new step with the previous step's density: a chart update built in between would
+        redraw every chart but that one (measured: one update in ten).
         """
         self._density_at = time.monotonic()
-        data = density_data(self.run)
-        with self._lock:
-            if self.run.state is state:
-                self._density = (state, data)
+        self._density = (self.run.state, density_data(self.run))
 
     def _density_shown(self, cached: Optional[tuple], run) -> tuple:
         """(state, q's density) for the page (caller holds the lock): while training, the
@@ -650,7 +648,7 @@ class RaceTrainer(Trainer):
     """Drives a ``vizvi.race.Race`` with the same thread, pacing and commands as a single run;
     its snapshots hold every entrant (no density panel: the race compares estimators)."""
 
-    def _prepare_density(self, state) -> None:
+    def _prepare_density(self) -> None:
         """A race draws no density."""
 
     def _start_reference(self) -> None:
@@ -833,14 +831,11 @@ class SetTrainer(Trainer):
             return self._numbers[run]
 
     # -- density of 2-D latents -------------------------------------------------------------
-    def _prepare_density(self, state) -> None:
-        """q's density for every member with a 2-D latent, here in the trainer thread."""
+    def _prepare_density(self) -> None:
+        """q's density for every member with a 2-D latent, here in the trainer thread (caller
+        holds the lock, see ``Trainer._prepare_density``)."""
         self._density_at = time.monotonic()
-        with self._lock:
-            runs = [r for r in self.run.runs if r.family.dim > 1]
-        fresh = {r: (r.state, density_data(r)) for r in runs}
-        with self._lock:
-            self._densities.update({r: v for r, v in fresh.items() if r.state is v[0]})
+        self._densities.update({r: (r.state, density_data(r)) for r in self.run.runs if r.family.dim > 1})
 
     def _density_of(self, run) -> dict:
         """q's density of a member with a 2-D latent for the page (caller holds the lock)."""

@@ -92,7 +92,8 @@ LATENT_MODE = "w_latent-mode"  # q against the posterior: marginals or a pair
 LATENT_COORDINATES = "w_latent-coordinates"  # ... the marginals' coordinates (empty: those of the parameters drawn)
 LATENT_PAIR = "w_latent-pair"  # ... the pair's two coordinates
 REFERENCE_REFRESH = "reference_refresh"  # the reference panel was drawn polling an MCMC job (its end needs a full rerun)
-SLOW_FIGURES = "slow_figures"  # (view signature, {chart: (when drawn, figure)}) of the slow charts (panels._hold_slow)
+SLOW_FIGURES = "slow_figures"  # panels.SlowChartHold: the slow charts last drawn, shared by the fragment and the feed
+CHART_FEED = "chart_feed"  # panels.ChartFeed: the feed the browser fetches chart updates from (vizvi.live_feed)
 
 
 def init_overrides(family: str, model: str) -> str:

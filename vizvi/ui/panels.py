@@ -11,16 +11,17 @@ slowly. Fragments read the trainer through ``snapshot()`` only.
 from __future__ import annotations
 
 import enum
+import threading
 import time
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import streamlit as st
 
-from vizvi import charts, focus, latent_charts, serving
+from vizvi import charts, focus, latent_charts, live_feed, serving
 from vizvi.diagnostics import MIN_STEPS
 from vizvi.history import to_csv, to_json
-from vizvi.live_chart import live_charts
+from vizvi.live_chart import app_path, asset_urls, encode_panel, live_charts
 from vizvi.psis import KHAT_DRAWS, KHAT_THRESHOLD
 from vizvi.status import Status
 from vizvi.ui import controls, keys, session
@@ -32,7 +33,7 @@ BANNER_S = 2.0  # diagnosis fragment period: verdicts look at the last thousand 
 FIRST_CHUNK_WAIT_S = 0.2  # after Start on a compiled program, the script run waits this long at most for the first chunk
 PREPARE_POLL_S = 0.3  # how often the page looks whether a run being prepared is ready
 REFERENCE_POLL_S = 0.5  # how often the reference panel shows an MCMC job's progress
-SLOW_S = 0.5  # while training a run with many parameters, its slow charts are redrawn about this often (``_hold_slow``)
+SLOW_S = 0.5  # while training a run with many parameters, its slow charts are redrawn about this often (``SlowChartHold``)
 # Of a run with many parameters, the charts of what is measured every K steps and of its
 # summaries; the per-step charts (ELBO, parameters, gradients) keep the full rate.
 SLOW_CHARTS = ("variance", "khat", "density", "overview")
@@ -122,7 +123,9 @@ def serving_notes(trainer: Trainer) -> None:
     place = trainer.queue_position()
     if place is not None:
         training, waiting = serving.ADMISSION.counts()
-        st.info(f"**Queued:** this server trains at most {serving.ADMISSION.limit} runs at once and all are busy "
+        limit = serving.ADMISSION.limit
+        st.info(f"**Queued:** this server trains at most {limit} run{'s' if limit != 1 else ''} at once and "
+                f"{'all are' if limit != 1 else 'it is'} busy "
                 f"({training} training, {waiting} waiting). This run starts by itself when a place is free: "
                 + ("it is next." if place == 1 else f"{place - 1} before it."), icon="⏳")
     progress = trainer.compile_progress()
@@ -246,17 +249,46 @@ def latent_view(snap, shown: Optional[list]) -> Optional[latent_charts.LatentVie
         pair=tuple(pair) if len(pair) == 2 else (0, 1))
 
 
-def chart_panel() -> None:
-    """The live charts (a fragment refreshing every ``UPDATE_S`` while training).
+class ChartView(NamedTuple):
+    """What the chart panel shows of a run besides the run itself: the page's view settings,
+    read in the script run, so that a feed (``vizvi.live_feed``) can build the same figures
+    in another thread."""
 
-    All the charts are one element: each update is then a single delta, one React pass in the
-    browser instead of one per chart (see ``live_charts``), and every figure is built before
-    any of it is sent, so the update arrives in one piece rather than trickling out between
-    the trainer thread's turns at the interpreter. A family with many parameters draws a few
-    of them (``shown_parameters``) and adds the overview of all; its slow charts are held
-    between their refreshes (``_hold_slow``).
-    """
-    snap = session.trainer().snapshot(diagnosis=False)
+    method: str
+    span: int
+    log_axes: bool
+    per_evaluation: bool
+    shown: Optional[tuple]
+    latent: Optional[latent_charts.LatentView]
+    overview: Optional[str]
+    present: bool
+
+    @property
+    def bands(self) -> list:
+        """The charts' arrangement (``live_charts``)."""
+        return CHART_BANDS + (OVERVIEW_BAND if self.overview else [])
+
+    @property
+    def slow(self) -> tuple:
+        """The charts held between their refreshes (``SlowChartHold``): those of a family with
+        many parameters."""
+        return SLOW_CHARTS if self.overview else ()
+
+    def figures(self, snap) -> dict:
+        """Every chart's figure of ``snap`` in this view."""
+        figures = charts.all_figures(snap, self.method, self.span, log_axes=self.log_axes,
+                                     per_evaluation=self.per_evaluation,
+                                     focus=list(self.shown) if self.shown is not None else None,
+                                     latent_view=self.latent, overview=self.overview)
+        if self.present:
+            for fig in figures.values():
+                fig["layout"]["font"] = {"size": 18}
+        return figures
+
+
+def chart_view(snap) -> ChartView:
+    """The view settings of the page, for ``snap``'s run (a bad span is named, and the
+    default drawn)."""
     span = controls.widget_value("span", DEFAULT_SPAN)
     if not isinstance(span, int) or span < 1:
         st.error(f"span: smoothing span must be a whole number of at least 1, got {span!r}; drawing with {DEFAULT_SPAN}")
@@ -266,25 +298,89 @@ def chart_panel() -> None:
     if shown is not None:
         available = latent_charts.overviews_available(snap)
         overview = _ss().get(keys.OVERVIEW) if _ss().get(keys.OVERVIEW) in available else available[0]
-    view = latent_view(snap, shown)
-    present = controls.widget_value("present", False)
-    figures = charts.all_figures(snap, controls.widget_value("smoothing", "ema"), span,
-                                 log_axes=controls.widget_value("log_axes", False),
-                                 per_evaluation=controls.widget_value("variance_per", "estimate") == "evaluation",
-                                 focus=shown, latent_view=view, overview=overview)
-    if present:
-        for fig in figures.values():
-            fig["layout"]["font"] = {"size": 18}
-    signature = (id(session.trainer()), id(snap.reference), view, overview, tuple(shown or ()), present,
-                 controls.widget_value("variance_per", "estimate"))
-    figures = _hold_slow(figures, SLOW_CHARTS if overview else (), signature, fresh=not session.trainer().busy)
-    live_charts(figures, key="live", bands=CHART_BANDS + (OVERVIEW_BAND if overview else []))
+    return ChartView(method=controls.widget_value("smoothing", "ema"), span=span,
+                     log_axes=controls.widget_value("log_axes", False),
+                     per_evaluation=controls.widget_value("variance_per", "estimate") == "evaluation",
+                     shown=tuple(shown) if shown is not None else None, latent=latent_view(snap, shown),
+                     overview=overview, present=controls.widget_value("present", False))
 
 
-def _hold_slow(figures: dict, slow: tuple, signature: tuple, fresh: bool) -> dict:
-    """``figures`` with those of the ``slow`` charts replaced by the ones last drawn: each
-    update redraws at most one of them, the one drawn longest ago, once ``SLOW_S`` has passed
-    since (all of them when ``fresh`` asks for it or the view, ``signature``, changed).
+class ChartFeed(NamedTuple):
+    """The page's feed (``vizvi.live_feed.Feed``) of a trainer's charts in a view; ``revision``
+    counts the view's changes (an update's stamp is "revision.step")."""
+
+    trainer_id: int
+    feed: live_feed.Feed
+    view: ChartView
+    revision: int
+
+
+def chart_panel() -> None:
+    """The live charts (a fragment refreshing every ``UPDATE_S`` while training; slower where
+    the browser fetches the updates from a feed, see ``chart_feed``).
+
+    All the charts are one element: each update is then a single delta, one React pass in the
+    browser instead of one per chart (see ``live_charts``), and every figure is built before
+    any of it is sent, so the update arrives in one piece rather than trickling out between
+    the trainer thread's turns at the interpreter. A family with many parameters draws a few
+    of them (``shown_parameters``) and adds the overview of all; its slow charts are held
+    between their refreshes (``SlowChartHold``).
+    """
+    trainer = session.trainer()
+    snap = trainer.snapshot(diagnosis=False)
+    view = chart_view(snap)
+    hold = _slow_hold()
+    figures = hold.apply(view.figures(snap), view.slow, (id(trainer), id(snap.reference), view), fresh=not trainer.busy)
+    fed = chart_feed(trainer, view, hold) if live_feed.route_installed() else None
+    live_charts(figures, key="live", bands=view.bands,
+                stamp=f"{fed.revision}.{snap.step}" if fed else None, feed=app_path(fed.feed.path) if fed else None)
+
+
+def chart_feed(trainer: Trainer, view: ChartView, hold: "SlowChartHold") -> ChartFeed:
+    """The feed of ``trainer``'s charts in ``view`` (made, or revised when the view changed):
+    held in the session state, so that it goes with the session."""
+    held = _ss().get(keys.CHART_FEED)
+    if held is not None and held.trainer_id == id(trainer) and held.view == view:
+        return held
+    revision = held.revision + 1 if held is not None and held.trainer_id == id(trainer) else 0
+    assets = asset_urls()  # read here, in the script run
+    stamp, payload = _feed_functions(trainer, view, hold, revision, assets)
+    if held is not None and held.trainer_id == id(trainer):
+        held.feed.revise(stamp, payload)
+        feed = held.feed
+    else:
+        feed = live_feed.Feed(stamp, payload)
+    fed = ChartFeed(id(trainer), feed, view, revision)
+    _ss()[keys.CHART_FEED] = fed
+    return fed
+
+
+def _feed_functions(trainer: Trainer, view: ChartView, hold: "SlowChartHold", revision: int, assets: tuple) -> tuple:
+    """The ``stamp`` and ``payload`` functions of a feed (see ``vizvi.live_feed.Feed``); they
+    run in the server's worker threads and read the trainer through ``snapshot()`` only."""
+    def stamp() -> str:
+        return f"{revision}.{trainer.run.step}"
+
+    def payload() -> tuple:
+        snap = trainer.snapshot(diagnosis=False)
+        figures = hold.apply(view.figures(snap), view.slow, (id(trainer), id(snap.reference), view),
+                             fresh=not trainer.busy)
+        at = f"{revision}.{snap.step}"
+        return at, encode_panel(figures, key="live", bands=view.bands, assets=assets, stamp=at)
+
+    return stamp, payload
+
+
+def _slow_hold() -> "SlowChartHold":
+    """The session's ``SlowChartHold`` (shared by the chart fragment and the chart feed)."""
+    hold = _ss().get(keys.SLOW_FIGURES)
+    if not isinstance(hold, SlowChartHold):
+        hold = _ss()[keys.SLOW_FIGURES] = SlowChartHold()
+    return hold
+
+
+class SlowChartHold:
+    """Holds the slow charts of a run with many parameters between their refreshes.
 
     The browser's main thread limits the chart rate, and every Plotly update costs it 10 to 40
     ms per chart. With tens of parameters, seven charts redrawn ten times a second left each
@@ -292,19 +388,31 @@ def _hold_slow(figures: dict, slow: tuple, signature: tuple, fresh: bool) -> dic
     summaries (q's marginals, the overview) change little within a tenth of a second. A chart
     sent byte-identical is skipped by the browser (``live_chart.js``), so held charts cost it
     nothing, one at a time keeps every update about equally cheap, and the per-step charts
-    keep their rate.
+    keep their rate. Thread-safe: a feed builds updates in the server's worker threads.
     """
-    now = time.monotonic()
-    held = _ss().get(keys.SLOW_FIGURES)
-    if fresh or held is None or held[0] != signature:
-        _ss()[keys.SLOW_FIGURES] = (signature, {k: (now, figures[k]) for k in slow if k in figures})
-        return figures
-    drawn = held[1]  # chart key -> (when it was drawn, its figure)
-    due = [k for k in slow if k in figures and (k not in drawn or now - drawn[k][0] >= SLOW_S)]
-    if due:
-        oldest = min(due, key=lambda k: drawn[k][0] if k in drawn else -1.0)
-        drawn[oldest] = (now, figures[oldest])
-    return {**figures, **{k: fig for k, (_, fig) in drawn.items() if k in figures}}
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._signature = None
+        self._drawn: dict = {}  # chart key -> (when it was drawn, its figure)
+
+    def apply(self, figures: dict, slow: tuple, signature: tuple, fresh: bool, now: Optional[float] = None) -> dict:
+        """``figures`` with those of the ``slow`` charts replaced by the ones last drawn: each
+        update redraws at most one of them, the one drawn longest ago, once ``SLOW_S`` has
+        passed since (all of them when ``fresh`` asks for it or the view, ``signature``,
+        changed)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if fresh or self._signature != signature:
+                self._signature = signature
+                self._drawn = {k: (now, figures[k]) for k in slow if k in figures}
+                return figures
+            drawn = self._drawn
+            due = [k for k in slow if k in figures and (k not in drawn or now - drawn[k][0] >= SLOW_S)]
+            if due:
+                oldest = min(due, key=lambda k: drawn[k][0] if k in drawn else -1.0)
+                drawn[oldest] = (now, figures[oldest])
+            return {**figures, **{k: fig for k, (_, fig) in drawn.items() if k in figures}}
 
 
 def live_panels(trainer: Trainer) -> None:
@@ -320,7 +428,9 @@ def live_panels(trainer: Trainer) -> None:
     _ss()[keys.REFERENCE_REFRESH] = polling
     st.fragment(reference_panel, run_every=REFERENCE_POLL_S if polling else None)()
     view_controls(trainer)
-    st.fragment(chart_panel, run_every=UPDATE_S if busy else None)()
+    # Fed charts fetch their updates themselves; the fragment then only follows the view (the
+    # parameters chosen automatically change with the diagnosis).
+    st.fragment(chart_panel, run_every=(BANNER_S if live_feed.route_installed() else UPDATE_S) if busy else None)()
 
 
 def reference_panel() -> None:

@@ -1,0 +1,144 @@
+"""Live chart updates over a route of their own, beside Streamlit's websocket.
+
+A chart update sent through Streamlit is a fragment rerun: a script run on the server, and in
+the browser a delta, a React pass over the page and its stale-element bookkeeping. Measured on
+the run page (issue 12), that costs the page's main thread about as much as drawing the six
+charts does, so the charts could not reach ten updates a second. A page served by
+``python -m vizvi.serve`` (``make run``) therefore fetches its chart updates itself: the chart
+panel registers a :class:`Feed` (an unguessable token, a cheap ``stamp`` of what is new and a
+``payload`` builder), the payload it sends through Streamlit names the feed's URL, and the
+browser (``live_chart.js``) asks that URL for the next update as soon as it has drawn the last
+one, at most every ``live_chart.js``'s period. The answer is the same bytes ``live_charts``
+sends, built in a worker thread, or 204 after ``WAIT_S`` with nothing new.
+
+Streamlit offers no way to add a route to the server that ``streamlit run`` starts (``st.App``
+does, but then the dashboard would no longer be a script that ``AppTest`` and ``streamlit
+run`` take as is), so :func:`install_route` wraps the function that builds Streamlit's
+Starlette application (checked by ``tests/test_live_feed.py``) and ``vizvi.serve`` calls it
+before the server starts. Without it (``streamlit run dashboard.py``, ``AppTest``)
+``route_installed()`` is False and the charts update through Streamlit as before.
+
+A feed lives as long as its owner keeps it (the registry holds weak references): the session
+state that holds it, so a closed session's feed is gone with it (404).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+import time
+import weakref
+from typing import Callable, Optional
+
+PATH = "/vizvi/feed/"
+WAIT_S = 1.0  # a request with nothing new is answered (204) after this long
+POLL_S = 0.01  # how often a waiting request looks at the stamp again
+
+_feeds: "weakref.WeakValueDictionary[str, Feed]" = weakref.WeakValueDictionary()
+_lock = threading.Lock()
+_installed = False
+
+
+class Feed:
+    """One page's chart updates: ``stamp()`` says cheaply what state they would show (equal
+    stamps, the same update) and ``payload()`` builds it, returning ``(stamp, bytes)``.
+
+    Both are set (and replaced, when the page's view changes) by :meth:`revise`; the URL stays.
+    """
+
+    def __init__(self, stamp: Callable[[], str], payload: Callable[[], tuple]):
+        self.token = secrets.token_urlsafe(18)
+        self._lock = threading.Lock()
+        self._stamp, self._payload = stamp, payload
+        with _lock:
+            _feeds[self.token] = self
+
+    @property
+    def path(self) -> str:
+        """The feed's URL path (under the server's base URL path, see :func:`url_path`)."""
+        return PATH + self.token
+
+    def revise(self, stamp: Callable[[], str], payload: Callable[[], tuple]) -> None:
+        """Serve from now on what these build (a new view of the same charts)."""
+        with self._lock:
+            self._stamp, self._payload = stamp, payload
+
+    def stamp(self) -> str:
+        """What the next payload would show, as a short string."""
+        with self._lock:
+            stamp = self._stamp
+        return stamp()
+
+    def payload(self) -> tuple:
+        """``(stamp, bytes)`` of the newest update."""
+        with self._lock:
+            payload = self._payload
+        return payload()
+
+
+def lookup(token: str) -> Optional[Feed]:
+    """The feed with this token, if its owner still holds it."""
+    with _lock:
+        return _feeds.get(token)
+
+
+def route_installed() -> bool:
+    """Whether this process's server answers feed requests (see :func:`install_route`)."""
+    return _installed
+
+
+async def next_update(feed: Feed, after: str, wait_s: float = WAIT_S) -> Optional[tuple]:
+    """Wait up to ``wait_s`` for ``feed``'s stamp to differ from ``after``, then build its
+    payload in a worker thread; None if nothing changed meanwhile."""
+    deadline = time.monotonic() + wait_s
+    while feed.stamp() == after:
+        if time.monotonic() >= deadline:
+            return None
+        await asyncio.sleep(POLL_S)
+    return await asyncio.to_thread(feed.payload)
+
+
+async def _endpoint(request):
+    from starlette.responses import Response
+
+    feed = lookup(request.path_params["token"])
+    if feed is None:
+        return Response(status_code=404, headers={"Cache-Control": "no-store"})
+    update = await next_update(feed, request.query_params.get("after", ""))
+    if update is None:
+        return Response(status_code=204, headers={"Cache-Control": "no-store"})
+    _, body = update
+    return Response(body, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
+
+
+def url_path(base: str) -> str:
+    """The route's pattern under Streamlit's ``server.baseUrlPath`` ``base``."""
+    base = (base or "").strip("/")
+    return (f"/{base}" if base else "") + PATH + "{token}"
+
+
+def install_route() -> None:
+    """Make the Streamlit server started later in this process answer ``PATH<token>``.
+
+    Wraps ``create_starlette_app`` where Streamlit's server module calls it (Streamlit 1.67,
+    the Starlette server) so that the application it builds gets this module's route first.
+    """
+    global _installed
+    from starlette.routing import Route
+    from streamlit import config
+    from streamlit.web.server.starlette import starlette_server
+
+    build = starlette_server.create_starlette_app
+    if getattr(build, "_vizvi_feed", False):
+        return
+
+    def create_starlette_app_with_feed(runtime):
+        app = build(runtime)
+        route = Route(url_path(config.get_option("server.baseUrlPath")), _endpoint, methods=["GET"])
+        app.router.routes.insert(0, route)
+        return app
+
+    create_starlette_app_with_feed._vizvi_feed = True
+    starlette_server.create_starlette_app = create_starlette_app_with_feed
+    _installed = True

@@ -2,9 +2,10 @@
 
 Starts ``streamlit run dashboard.py -- --model-file examples/eight_schools_noncentered.py
 --model-file <a broken file>``, opens the eight schools' run page, presses Start and checks
-from inside the page: all seven charts (with k-hat and the overview of the 20 parameters)
-stay visible and are never remounted, the per-step charts update, the MCMC reference arrives
-and is drawn against q, and the broken file's message is on the page. A second browser
+from inside the page: the charts go live, the MCMC reference arrives and is drawn against q
+(its arrival settles the page with one full rerun), then all seven charts (with k-hat and the
+overview of the 20 parameters) stay visible and are never remounted while the per-step charts
+update, and the broken file's message is on the page. A second browser
 context then trains a built-in model on the same server, the message shown there too.
 Saves screenshots to test-artifacts/.
 """
@@ -45,13 +46,22 @@ def test_a_model_file_trains_live_in_chromium_beside_a_broken_one(hard_timeout, 
         a = browser.new_context(viewport={"width": 1500, "height": 1300}).new_page()
         page_errors = []
         a.on("pageerror", lambda e: page_errors.append(str(e)))
-        a.goto(url + f"?model={MODEL}&speed=max&variance-every=20", timeout=90_000)
+        # Steps enough to be still training when the MCMC reference arrives, sampled after it.
+        a.goto(url + f"?model={MODEL}&speed=max&variance-every=20&steps=1000000", timeout=90_000)
         wait_for(a, "() => [...document.querySelectorAll(\"[data-testid='stAlert']\")]"
                     ".some(e => e.innerText.includes('Model file not loaded'))", timeout_ms=60_000)
         assert any(f"{broken}:3:" in t and "not a tfd.JointDistribution" in t for t in _alerts(a)), _alerts(a)
         a.get_by_role("button", name="Start", exact=True).click()
         _wait_live(a, KEYS)
 
+        # --- the MCMC reference arrives (in the background, the charts live meanwhile) and is drawn
+        # against q; its arrival settles the page with one full rerun, so the sampling below
+        # (steady state: never remounted) starts after it --------------------------------------
+        wait_for(a, "() => [...document.querySelectorAll(\"[data-testid='stAlert']\")]"
+                    ".some(e => e.innerText.includes('Reference posterior by MCMC: NUTS'))", timeout_ms=120_000)
+        wait_for(a, f"() => ({GRAPH})('density').data.some(t => t.name === 'reference posterior (MCMC draws)')",
+                 timeout_ms=30_000)
+        assert any("bulk ESS" in t and "R-hat" in t for t in _alerts(a)), _alerts(a)
         # --- live: every chart visible, never remounted; the per-step charts move ----------------
         before = _traces(a, "elbo")
         result = sample_charts(a, expected=len(KEYS), seconds=4.0)
@@ -67,13 +77,8 @@ def test_a_model_file_trains_live_in_chromium_beside_a_broken_one(hard_timeout, 
         assert heat["type"] == "heatmap" and heat["rows"] == 20
         assert _traces(a, "khat")[0]["n"] >= 5
 
-        # --- the MCMC reference arrives (in the background) and is drawn against q ---------------
-        wait_for(a, "() => [...document.querySelectorAll(\"[data-testid='stAlert']\")]"
-                    ".some(e => e.innerText.includes('Reference posterior by MCMC: NUTS'))", timeout_ms=120_000)
-        wait_for(a, f"() => ({GRAPH})('density').data.some(t => t.name === 'reference posterior (MCMC draws)')",
-                 timeout_ms=30_000)
-        assert any("bulk ESS" in t and "R-hat" in t for t in _alerts(a)), _alerts(a)
         a.screenshot(path=str(ARTIFACTS / "model_file.png"), full_page=True)
+        a.get_by_role("button", name="Pause", exact=True).click()  # the cores to the second session
 
         # --- the same server: a built-in model trains, the broken file named there too -----------
         b = browser.new_context(viewport={"width": 1500, "height": 1300}).new_page()
@@ -87,5 +92,4 @@ def test_a_model_file_trains_live_in_chromium_beside_a_broken_one(hard_timeout, 
         # Loaded with the first page's first run: said on the terminal once, whatever the sessions.
         assert server.log().count(f"model file not loaded: {broken}:3:") == 1, server.log()
         b.get_by_role("button", name="Pause", exact=True).click()
-        a.get_by_role("button", name="Pause", exact=True).click()
         assert not page_errors, page_errors

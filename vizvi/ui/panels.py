@@ -330,10 +330,15 @@ def chart_panel() -> None:
     snap = trainer.snapshot(diagnosis=False)
     view = chart_view(snap)
     hold = _slow_hold()
-    figures = hold.apply(view.figures(snap), view.slow, (id(trainer), id(snap.reference), view), fresh=not trainer.busy)
+    figures = _held_figures(trainer, snap, view, hold)
     fed = chart_feed(trainer, view, hold) if live_feed.route_installed() else None
     live_charts(figures, key="live", bands=view.bands,
                 stamp=f"{fed.revision}.{snap.step}" if fed else None, feed=app_path(fed.feed.path) if fed else None)
+
+
+def _held_figures(trainer: Trainer, snap, view: ChartView, hold: "SlowChartHold") -> dict:
+    """The figures of ``snap`` in ``view``, the slow ones held (all fresh at rest)."""
+    return hold.apply(view.figures(snap), view.slow, (id(trainer), id(snap.reference), view), fresh=not trainer.busy)
 
 
 def chart_feed(trainer: Trainer, view: ChartView, hold: "SlowChartHold") -> ChartFeed:
@@ -363,8 +368,7 @@ def _feed_functions(trainer: Trainer, view: ChartView, hold: "SlowChartHold", re
 
     def payload() -> tuple:
         snap = trainer.snapshot(diagnosis=False)
-        figures = hold.apply(view.figures(snap), view.slow, (id(trainer), id(snap.reference), view),
-                             fresh=not trainer.busy)
+        figures = _held_figures(trainer, snap, view, hold)
         at = f"{revision}.{snap.step}"
         return at, encode_panel(figures, key="live", bands=view.bands, assets=assets, stamp=at)
 

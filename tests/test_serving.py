@@ -177,6 +177,46 @@ def test_a_trainer_started_before_its_program_is_built_previews_then_becomes_the
         np.testing.assert_array_equal(a[field], b[field], err_msg=field)
 
 
+def test_a_preview_paused_before_its_program_is_built_stays_paused_while_recomputed(monkeypatch):
+    # The user paused: while the build finishes and the preview steps are recomputed, the page
+    # says "paused" at the step it stopped at (not "compiling"), and keeps refreshing until the
+    # recomputed steps are in.
+    config = RunConfig(model="normal-mean", family="normal", samples=11, steps=1_000_000, seed=3)
+    run = Run(config)
+    assert not run.is_compiled
+    built, recomputing, recomputed = threading.Event(), threading.Event(), threading.Event()
+    compile_run, recompute_run = Run.compile, Run.recomputed
+
+    def gated_compile(self):
+        assert built.wait(60)
+        return compile_run(self)
+
+    def gated_recompute(self):
+        recomputing.set()
+        assert recomputed.wait(60)
+        return recompute_run(self)
+
+    monkeypatch.setattr(Run, "compile", gated_compile)
+    monkeypatch.setattr(Run, "recomputed", gated_recompute)
+    trainer = Trainer(run, steps_per_update=200, admission=Admission(4))
+    try:
+        trainer.start()
+        _wait(lambda: trainer.compile_progress() is not None and run.step > 0, what="the preview and its build")
+        trainer.pause()
+        step = run.step
+        built.set()
+        assert recomputing.wait(60), "the preview was not recomputed"
+        assert trainer.status() is Status.PAUSED and trainer.busy and run.step == step
+        recomputed.set()
+        _wait(lambda: not trainer.busy, timeout=60, what="the recomputed steps")
+        assert trainer.status() is Status.PAUSED and run.step == step
+        assert run.preview_steps == 0 and trainer.recomputed_steps == step
+    finally:
+        built.set()
+        recomputed.set()
+        trainer.close()
+
+
 def test_a_setting_changed_during_the_preview_keeps_its_steps_and_says_so(monkeypatch):
     config = RunConfig(model="normal-mean", family="normal", samples=9, steps=1_000_000, seed=3)
     run = Run(config)

@@ -10,6 +10,7 @@ A different entry script can be given first (``python -m vizvi.serve other.py ..
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -23,6 +24,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     script = args.pop(0) if args and args[0].endswith(".py") else str(DASHBOARD)
     from vizvi import live_feed, serving
 
+    # The server's own lines (the warm-up's end, say) beside Streamlit's, in its log.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    vizvi_log = logging.getLogger("vizvi")
+    vizvi_log.addHandler(handler)
+    vizvi_log.setLevel(logging.INFO)
     serving.warm_up()  # a daemon thread; the dashboard's sessions share what it builds
     live_feed.install_route()  # the charts fetch their updates beside Streamlit's websocket
     from streamlit.web import cli

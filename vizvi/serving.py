@@ -16,6 +16,7 @@ the ``VIZVI_MAX_TRAINING`` environment variable, else ``DEFAULT_MAX_TRAINING``.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -30,6 +31,8 @@ DEFAULT_MAX_TRAINING = 4 * (os.cpu_count() or 1)
 ENV_MAX_TRAINING = "VIZVI_MAX_TRAINING"
 GRACE_S = 5.0  # a session disconnected this long has closed its tab (a reload reconnects within a second or two)
 WATCH_EVERY_S = 1.0
+WARM_UP_DONE = "vizvi: warm-up done"  # the server log's line when the warm-up has ended (``WarmUp``)
+_log = logging.getLogger(__name__)
 
 
 class Admission:
@@ -220,6 +223,8 @@ class WarmUp:
             self.current = None
             self.seconds = time.perf_counter() - t0
             self._done.set()
+            _log.info("%s in %.1f s: %d built%s", WARM_UP_DONE, self.seconds, len(self.built),
+                      "".join(f"; failed {f}" for f in self.failed))
 
     @property
     def done(self) -> bool:

@@ -190,6 +190,7 @@ class Trainer:
         self.admission = admission if admission is not None else serving.ADMISSION
         self._compiled = None  # the run (or set) compiled for: a set whose runs change compiles again
         self._compiling = False
+        self._settling = False  # a paused run's preview steps being recomputed (``_settle_preview``)
         self.error: Optional[str] = None
         self._last_seen = time.monotonic()
         self._live_steps = 0
@@ -315,7 +316,7 @@ class Trainer:
         including a chunk being computed, unless a pause has already discarded it."""
         with self._lock:
             in_flight = self._computing and self._computing_for == self._commands
-            return (self.running or self._pending_steps > 0 or self._compiling or in_flight
+            return (self.running or self._pending_steps > 0 or self._compiling or self._settling or in_flight
                     or (self._queued and self._wants_steps()) or self._preview_unsettled())
 
     def live_steps_per_s(self) -> Optional[float]:
@@ -479,12 +480,16 @@ class Trainer:
                 and getattr(self.run, "preview_steps", 0) > 0 and not self.run.settings_version)
 
     def _settle_preview(self) -> None:
-        """Wait a little for the compiled program; once built, recompute the preview steps."""
+        """Wait a little for the compiled program; once built, recompute the preview steps.
+
+        The run stays paused meanwhile (its status says so, not "compiling": the user paused
+        it, and its step does not change), but busy, so the page redraws the recomputed steps.
+        """
         if not self._build.wait(ADMISSION_POLL_S):
             return
         with self._lock:
             run = self.run
-            self._compiling = True
+            self._settling = True
         try:
             run.compile()  # built: returns at once (or raises the build's error)
             with self._lock:
@@ -494,7 +499,7 @@ class Trainer:
             self._fail(f"{type(e).__name__}: {e}")
         finally:
             with self._lock:
-                self._compiling = False
+                self._settling = False
 
     def _recompute_preview(self, run) -> None:
         """Once the compiled program is built: recompute a run's preview steps with it and take

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import gzip
 import inspect
 import json
 import types
@@ -18,8 +19,9 @@ from vizvi.ui import panels
 from vizvi.worker import Trainer
 
 
-def _request(token: str, after: str = ""):
-    return types.SimpleNamespace(path_params={"token": token}, query_params={"after": after})
+def _request(token: str, after: str = "", accept_encoding: str = ""):
+    return types.SimpleNamespace(path_params={"token": token}, query_params={"after": after},
+                                 headers={"accept-encoding": accept_encoding} if accept_encoding else {})
 
 
 def test_a_feed_is_found_by_its_token_while_its_owner_holds_it():
@@ -65,6 +67,16 @@ def test_the_endpoint_answers_200_with_the_payload_204_when_nothing_changed_and_
     assert ok.headers["cache-control"] == "no-store"
     assert asyncio.run(live_feed._endpoint(_request(feed.token, "3.7"))).status_code == 204
     assert asyncio.run(live_feed._endpoint(_request("no-such-feed"))).status_code == 404
+
+
+def test_the_endpoint_gzips_in_its_worker_thread_for_a_client_that_accepts_it(monkeypatch):
+    body = b"head\n" + b"figure " * 500
+    feed = live_feed.Feed(lambda: "3.7", lambda: ("3.7", body))
+    packed = asyncio.run(live_feed._endpoint(_request(feed.token, "3.6", accept_encoding="gzip, deflate, br")))
+    assert packed.status_code == 200 and packed.headers["content-encoding"] == "gzip"
+    assert gzip.decompress(packed.body) == body and len(packed.body) < len(body) / 10
+    plain = asyncio.run(live_feed._endpoint(_request(feed.token, "3.6")))
+    assert "content-encoding" not in plain.headers and plain.body == body
 
 
 def test_revising_a_feed_keeps_its_url_and_serves_the_new_view():

@@ -7,7 +7,7 @@ file's by MCMC, in the background) and live charts -> what the charts mean -> ex
 
 import streamlit as st
 
-from vizvi.ui import controls, panels, session
+from vizvi.ui import controls, keys, panels, session
 from vizvi.ui.panels import Action
 
 messages = controls.query_messages()
@@ -15,7 +15,7 @@ errors = controls.sidebar_controls()
 panels.presentation_css(controls.widget_value("present", False))
 panels.presentation_toggle()
 st.title("vizvi: watch variational inference run")
-action = panels.action_buttons()
+action = panels.action_buttons(fast_start=True)
 
 prepared_error = session.collect_prepared()  # a run prepared in the background is ready
 if prepared_error:
@@ -34,9 +34,10 @@ else:
 trainer = session.trainer()
 if trainer is not None:
     trainer.set_speed(session.speed())
+started_early = st.session_state.pop(keys.STARTED_EARLY, False)
 if action is Action.START:
     session.start()
-    if trainer is not None and trainer.run.is_compiled:
+    if trainer is not None and trainer.run.is_compiled and not started_early:
         trainer.wait_for_steps(panels.FIRST_CHUNK_WAIT_S)  # this script run then draws the first steps
 elif trainer is not None and action is Action.PAUSE:
     trainer.pause()

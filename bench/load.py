@@ -60,6 +60,23 @@ def server_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def browser_cpu_seconds() -> float:
+    """User plus system CPU time so far of every Chromium process on the machine (the bench's
+    browser: its renderers, GPU and browser processes)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() != "chromium":
+                    continue
+            total += server_cpu_seconds(int(entry))
+        except OSError:  # gone meanwhile
+            continue
+    return total
+
+
 def server_memory(pid: int) -> dict:
     """Resident set now and at its peak (MiB), and the number of threads, of process ``pid``."""
     out = {}
@@ -147,6 +164,7 @@ def main(sessions: int = 8, seconds: float = 300.0, max_training: int = 8, every
                      timeout_ms=180_000)
         time.sleep(5.0)
         first = [s.figures() for s in opened]
+        cpu0 = server_cpu_seconds(pid), browser_cpu_seconds()
         t0 = time.monotonic()
         intervals, memory = [], [server_memory(pid)]
         previous, t_prev = first, t0
@@ -158,6 +176,10 @@ def main(sessions: int = 8, seconds: float = 300.0, max_training: int = 8, every
             memory.append(server_memory(pid))
             previous, t_prev = now, t_now
         window = time.monotonic() - t0
+        # Where the machine's cores went over the window: the server (trainers, script runs,
+        # the feed) or the browser drawing the eight pages.
+        server_cores = (server_cpu_seconds(pid) - cpu0[0]) / window
+        browser_cores = (browser_cpu_seconds() - cpu0[1]) / window
         last = previous
         per_session = [rates(a, b, window) for a, b in zip(first, last)]
         exceptions = sum(f["exceptions"] for f in last)
@@ -182,6 +204,7 @@ def main(sessions: int = 8, seconds: float = 300.0, max_training: int = 8, every
         "threads_before_start": before_start["threads"], "threads_peak": max(m["threads"] for m in memory),
         "threads_after_close": after["threads"],
         "idle_after_close_s": idle_after,
+        "server_cores": server_cores, "browser_cores": browser_cores, "cores": os.cpu_count(),
         "tracebacks": log.count("Traceback"),
         "first_traceback": log[log.find("Traceback"):][:3000] if "Traceback" in log else None,
         "exceptions_on_pages": exceptions,
@@ -201,6 +224,8 @@ def report(f: dict) -> str:
         f"max {max(f['delivered_per_s']):.1f}",
         f"  training steps/s per session min {min(steps):,.0f}, max {max(steps):,.0f}; "
         f"fastest/slowest {f['fairness']:.2f}x   (goal <= 2x)",
+        f"  cores used over the window: server {f['server_cores']:.2f}, browser (all Chromium processes) "
+        f"{f['browser_cores']:.2f}, of {f['cores']}",
         f"  server memory: peak {f['peak_memory_mib']:,.0f} MiB; resident over the window "
         f"{min(f['memory_mib']):,.0f}-{max(f['memory_mib']):,.0f} MiB",
         f"  server threads: {f['threads_before_start']} before Start, peak {f['threads_peak']}, "

@@ -79,6 +79,20 @@ def test_the_endpoint_gzips_in_its_worker_thread_for_a_client_that_accepts_it(mo
     assert "content-encoding" not in plain.headers and plain.body == body
 
 
+def test_a_page_can_wait_for_its_feed_to_send_an_update(monkeypatch):
+    import threading
+    import time
+
+    feed = live_feed.Feed(lambda: "0.2", lambda: ("0.2", b"update"))
+    since = time.monotonic()
+    assert not feed.wait_sent(since, timeout=0.05)  # nothing sent since
+    sender = threading.Timer(0.05, lambda: asyncio.run(live_feed._endpoint(_request(feed.token, "0.1"))))
+    sender.start()
+    assert feed.wait_sent(since, timeout=5.0)
+    sender.join()
+    assert not feed.wait_sent(time.monotonic(), timeout=0.05)
+
+
 def test_revising_a_feed_keeps_its_url_and_serves_the_new_view():
     feed = live_feed.Feed(lambda: "0.5", lambda: ("0.5", b"old"))
     url = feed.path

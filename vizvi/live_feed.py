@@ -56,6 +56,8 @@ class Feed:
         self.token = secrets.token_urlsafe(18)
         self._lock = threading.Lock()
         self._stamp, self._payload = stamp, payload
+        self._sent = threading.Condition()
+        self._sent_at = 0.0  # when the newest update was built to be sent (time.monotonic)
         with _lock:
             _feeds[self.token] = self
 
@@ -81,6 +83,20 @@ class Feed:
             payload = self._payload
         return payload()
 
+    def sent(self) -> tuple:
+        """``payload()`` for a request that sends it: waiters of :meth:`wait_sent` learn of it."""
+        update = self.payload()
+        with self._sent:
+            self._sent_at = time.monotonic()
+            self._sent.notify_all()
+        return update
+
+    def wait_sent(self, since: float, timeout: float) -> bool:
+        """Wait at most ``timeout`` for an update built for sending after ``since`` (a
+        ``time.monotonic()``); True if there is one."""
+        with self._sent:
+            return self._sent.wait_for(lambda: self._sent_at > since, timeout)
+
 
 def lookup(token: str) -> Optional[Feed]:
     """The feed with this token, if its owner still holds it."""
@@ -105,7 +121,7 @@ async def next_update(feed: Feed, after: str, wait_s: float = WAIT_S, gzipped: b
 
 
 def _build(feed: Feed, gzipped: bool) -> tuple:
-    stamp, body = feed.payload()
+    stamp, body = feed.sent()
     return stamp, gzip.compress(body, compresslevel=GZIP_LEVEL) if gzipped else body
 
 

@@ -25,8 +25,9 @@ from typing import Callable, Optional, Sequence
 
 from vizvi.errors import ConfigError
 
-# Four trainers per core: measured on 2 cores (bench/load.py), eight sessions training flat out
-# each kept >= 2 chart updates/s; more would take the charts below that.
+# Four trainers per core: on 2 cores (bench/load.py) eight sessions training flat out share the
+# training fairly (1.02x) in bounded memory; their charts' rate is then limited by the browsers
+# drawing them, about 0.8 updates/s each with all eight Chromium pages on the same two cores.
 DEFAULT_MAX_TRAINING = 4 * (os.cpu_count() or 1)
 ENV_MAX_TRAINING = "VIZVI_MAX_TRAINING"
 GRACE_S = 5.0  # a session disconnected this long has closed its tab (a reload reconnects within a second or two)

@@ -10,6 +10,7 @@ RUN_CSV_TEXT = "run_csv_text"  # the CSV text the current run was made with
 QUERY_LOADED = "qp_loaded"  # the URL query has been read into the widgets (first run of a session)
 QUERY_MESSAGES = "qp_messages"  # what was wrong with that query, shown until the session ends
 PENDING_ACTION = "pending_action"  # an action a callback asks the next full run to take
+STARTED_EARLY = "started_early"  # Start started the trainer in the buttons' fragment: the full run need not wait for a chunk
 LIVE_REFRESH = "live_refresh"  # the fragments were drawn refreshing (a stop then needs a full rerun)
 PREPARING = "preparing"  # a run being prepared in the background (Reset on a slow target)
 INIT_MODE = "w_init_mode"  # the initial-values mode widget

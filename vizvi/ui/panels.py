@@ -24,13 +24,17 @@ from vizvi.history import to_csv, to_json
 from vizvi.live_chart import app_path, asset_urls, encode_panel, live_charts
 from vizvi.psis import KHAT_DRAWS, KHAT_THRESHOLD
 from vizvi.status import Status
-from vizvi.ui import controls, keys, session
+from vizvi.ui import controls, keys, runtime, session
 from vizvi.worker import Trainer, drawn_from_moments
 
 UPDATE_S = 0.1  # chart fragment period while training; a busy browser settles at a lower rate
 STATUS_S = 0.5  # status line fragment period: text needs no animation rate
 BANNER_S = 2.0  # diagnosis fragment period: verdicts look at the last thousand steps anyway
 FIRST_CHUNK_WAIT_S = 0.2  # after Start on a compiled program, the script run waits this long at most for the first chunk
+# ... and, once the chart feed has sent it, this long before the page's full rerun: the browser
+# draws six charts in about 100 ms (2 cores), and the rerun's hundred deltas, arriving first,
+# held that drawing back by about 300 ms (measured: the feed's update in at 70 ms, drawn at 460).
+FIRST_DRAW_S = 0.15
 PREPARE_POLL_S = 0.3  # how often the page looks whether a run being prepared is ready
 REFERENCE_POLL_S = 0.5  # how often the reference panel shows an MCMC job's progress
 SLOW_S = 0.5  # while training a run with many parameters, its slow charts are redrawn about this often (``SlowChartHold``)
@@ -83,9 +87,18 @@ def _on_pause(slot: session.Slot) -> None:
         t.pause()
 
 
-def action_buttons(slot: session.Slot = session.RUN, reset_help: str = "a fresh run with the current settings") -> Optional[Action]:
+def action_buttons(slot: session.Slot = session.RUN, reset_help: str = "a fresh run with the current settings",
+                   fast_start: bool = False) -> Optional[Action]:
     """Start / Pause / Step / Reset of the trainer in ``slot``; returns the action asked for (a
-    "Try this" counts)."""
+    "Try this" counts).
+
+    With ``fast_start`` (the run page) the buttons are a fragment of their own (see
+    ``_fast_buttons``), so that a Start draws its first steps before the page is redrawn.
+    """
+    if fast_start:
+        st.fragment(_fast_buttons)(slot, reset_help)
+        pending = _ss().pop(keys.PENDING_ACTION, None)
+        return Action(pending) if pending else None
     cols = st.columns([1, 1, 1, 1, 4])
     action = None
     if cols[0].button("Start", type="primary", width="stretch"):
@@ -100,6 +113,50 @@ def action_buttons(slot: session.Slot = session.RUN, reset_help: str = "a fresh 
         action = Action.RESET
     pending = _ss().pop(keys.PENDING_ACTION, None)
     return Action(pending) if pending else action
+
+
+def _ask(action: Action, slot: session.Slot) -> None:
+    """A button's callback: the action for the next full run; Pause and Start act at once."""
+    _ss()[keys.PENDING_ACTION] = action.value
+    t = session.trainer(slot)
+    if t is None or session.preparing(slot) is not None:
+        return  # a Start while preparing starts what is prepared: the full run sees to it
+    if action is Action.PAUSE:
+        t.pause()
+    elif action is Action.START:
+        t.set_speed(session.speed())
+        t.start()
+
+
+def _fast_buttons(slot: session.Slot, reset_help: str) -> None:
+    """The buttons as a fragment: a click reruns only this, and its callback has already acted.
+
+    A click on a button outside a fragment reruns the whole page before anything else: on a
+    compiled program that made Start's first steps wait about 150 ms for the page's script run
+    and as long again for the browser's pass over the page (measured, bench/first_data.py).
+    Here a Start starts the trainer in its callback, waits for the first chunk, for the charts'
+    feed (``vizvi.live_feed``) to send it and for the browser to draw it (``FIRST_DRAW_S``), and
+    only then asks for the full run that redraws the rest of the page (the status line, the
+    fragments' refresh rates). In a
+    full run (AppTest; a page without fragments) the callbacks' action is simply taken by it.
+    """
+    cols = st.columns([1, 1, 1, 1, 4])
+    cols[0].button("Start", type="primary", width="stretch", on_click=_ask, args=(Action.START, slot))
+    cols[1].button("Pause", width="stretch", on_click=_ask, args=(Action.PAUSE, slot))
+    cols[2].button("Step", width="stretch", help="advance one update's worth of steps", on_click=_ask,
+                   args=(Action.STEP, slot))
+    cols[3].button("Reset", width="stretch", help=reset_help, on_click=_ask, args=(Action.RESET, slot))
+    if _ss().get(keys.PENDING_ACTION) is None or not runtime.fragment_rerun():
+        return
+    t = session.trainer(slot)
+    if _ss()[keys.PENDING_ACTION] == Action.START.value and t is not None and t.run.is_compiled and t.running:
+        if t.wait_for_steps(FIRST_CHUNK_WAIT_S):
+            fed = _ss().get(keys.CHART_FEED)
+            if fed is not None and fed.trainer_id == id(t):  # the browser asks the feed for the new steps
+                if fed.feed.wait_sent(time.monotonic(), FIRST_CHUNK_WAIT_S):
+                    time.sleep(FIRST_DRAW_S)
+        _ss()[keys.STARTED_EARLY] = True
+    st.rerun(scope="app")
 
 
 def _on_try_suggestion(changes: dict) -> None:

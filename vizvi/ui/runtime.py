@@ -8,6 +8,19 @@ from __future__ import annotations
 import sys
 
 
+def fragment_rerun() -> bool:
+    """Whether the script run in progress reruns fragments only (not the whole page).
+
+    Streamlit says so only in its script-run context (``fragment_ids_this_run``, Streamlit
+    1.67): a fragment that asks for a full rerun must not do it from a full run, where it
+    would run again and again.
+    """
+    from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and ctx.fragment_ids_this_run)
+
+
 def share_the_interpreter_with_the_trainer() -> None:
     """Shorten the GIL switch interval from 5 ms to 0.5 ms for the dashboard process.
 

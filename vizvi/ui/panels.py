@@ -137,8 +137,8 @@ def _fast_buttons(slot: session.Slot, reset_help: str) -> None:
     Here a Start starts the trainer in its callback, waits for the first chunk, for the charts'
     feed (``vizvi.live_feed``) to send it and for the browser to draw it (``FIRST_DRAW_S``), and
     only then asks for the full run that redraws the rest of the page (the status line, the
-    fragments' refresh rates). In a
-    full run (AppTest; a page without fragments) the callbacks' action is simply taken by it.
+    fragments' refresh rates). In a full run (AppTest; a page without fragments) the callbacks'
+    action is simply taken by that run.
     """
     cols = st.columns([1, 1, 1, 1, 4])
     cols[0].button("Start", type="primary", width="stretch", on_click=_ask, args=(Action.START, slot))

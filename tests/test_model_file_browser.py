@@ -12,6 +12,8 @@ Saves screenshots to test-artifacts/.
 
 from __future__ import annotations
 
+import time
+
 from tests.browser_util import REPO_ROOT, chromium, sample_charts, streamlit_app, wait_for
 
 ARTIFACTS = REPO_ROOT / "test-artifacts"
@@ -25,6 +27,11 @@ def _traces(page, key):
     return page.evaluate(f"""(k) => {{ const gd = ({GRAPH})(k); if (!gd || !gd.data) return null;
         return gd.data.map(t => ({{name: t.name, type: t.type, n: t.x ? t.x.length : 0, rows: t.y ? t.y.length : 0,
                                    last: t.x && t.x.length ? Number(t.x[t.x.length - 1]) : null}})); }}""", key)
+
+
+def _mounts(page) -> dict:
+    return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('[data-vizvi-chart]')]
+        .map(e => [e.dataset.vizviChart, e.dataset.mounts]))""")
 
 
 def _alerts(page) -> list:
@@ -62,6 +69,17 @@ def test_a_model_file_trains_live_in_chromium_beside_a_broken_one(hard_timeout, 
         wait_for(a, f"() => ({GRAPH})('density').data.some(t => t.name === 'reference posterior (MCMC draws)')",
                  timeout_ms=30_000)
         assert any("bulk ESS" in t and "R-hat" in t for t in _alerts(a)), _alerts(a)
+        # The alert and the reference's trace can be drawn by fragment runs just before the settling
+        # full rerun lands (it may remount the charts once): sample once their mounts have held
+        # still for 2 s while they update.
+        deadline = time.monotonic() + 60
+        mounts, still_since = _mounts(a), time.monotonic()
+        while time.monotonic() - still_since < 2.0:
+            assert time.monotonic() < deadline, f"the charts kept remounting: {_mounts(a)}"
+            time.sleep(0.25)
+            now = _mounts(a)
+            if now != mounts:
+                mounts, still_since = now, time.monotonic()
         # --- live: every chart visible, never remounted; the per-step charts move ----------------
         before = _traces(a, "elbo")
         result = sample_charts(a, expected=len(KEYS), seconds=4.0)

@@ -11,6 +11,10 @@ over ``seconds``:
 - fairness: the fastest session's steps/s over the slowest's;
 - the server's memory (peak resident set) and threads;
 - errors: a traceback in the server's log, an exception element or a JS error on a page;
+- the server's side alone: then the pages stop drawing (``Plotly.react`` does nothing; each
+  update is still fetched, decompressed, parsed and decoded) for ``server_only_seconds``, as if
+  every browser were on its own machine, and the updates each session then gets are counted:
+  what the server holds, apart from what eight pages drawing on its own two cores hold;
 - closed tabs: every context is closed and the server's CPU time is watched until it is idle
   (its trainers suspended by ``vizvi.serving.SessionWatch``), which must happen within 30 s.
 
@@ -44,6 +48,10 @@ _PAGE_FIGURES_JS = """() => {
           exceptions: document.querySelectorAll('[data-testid="stException"]').length,
           queued: document.body.innerText.includes('Queued:')};
 }"""
+
+
+# Each page keeps fetching and decoding its updates but draws none (the server-only phase).
+_STOP_DRAWING_JS = "() => { window.Plotly.react = () => Promise.resolve(); }"
 
 
 def session_query(i: int, steps: int = 1_000_000) -> str:
@@ -144,7 +152,8 @@ def rates(before: dict, after: dict, seconds: float) -> dict:
             "steps_per_s": (after["step"] - before["step"]) / seconds}
 
 
-def main(sessions: int = 8, seconds: float = 300.0, max_training: int = 8, every: float = 30.0) -> dict:
+def main(sessions: int = 8, seconds: float = 300.0, max_training: int = 8, every: float = 30.0,
+         server_only_seconds: float = 60.0) -> dict:
     """Run the load test; returns its figures (see the module)."""
     env = {"VIZVI_MAX_TRAINING": str(max_training)}
     with streamlit_app("dashboard.py", timeout=180, serve=True, env=env) as server, chromium() as browser:
@@ -185,6 +194,7 @@ def main(sessions: int = 8, seconds: float = 300.0, max_training: int = 8, every
         exceptions = sum(f["exceptions"] for f in last)
         window_log = server.log()
         page_errors = [e for s in opened for e in s.errors]
+        server_only = server_only_rates(opened, pid, server_only_seconds)
         for s in opened:
             s.context.close()
         idle_after = wait_until_idle(pid, timeout=60.0)
@@ -205,11 +215,27 @@ def main(sessions: int = 8, seconds: float = 300.0, max_training: int = 8, every
         "threads_after_close": after["threads"],
         "idle_after_close_s": idle_after,
         "server_cores": server_cores, "browser_cores": browser_cores, "cores": os.cpu_count(),
+        "server_only": server_only,
         "tracebacks": log.count("Traceback"),
         "first_traceback": log[log.find("Traceback"):][:3000] if "Traceback" in log else None,
         "exceptions_on_pages": exceptions,
         "page_errors": page_errors[:10],
     }
+
+
+def server_only_rates(opened: list, pid: int, seconds: float) -> dict:
+    """The pages stop drawing (``_STOP_DRAWING_JS``); over ``seconds`` from 5 s later: each
+    session's updates/s (fetched and decoded) and the cores the server and the browser used."""
+    for s in opened:
+        s.page.evaluate(_STOP_DRAWING_JS)
+    time.sleep(5.0)
+    before, t0 = [s.figures() for s in opened], time.monotonic()
+    cpu0 = server_cpu_seconds(pid), browser_cpu_seconds()
+    time.sleep(seconds)
+    after, window = [s.figures() for s in opened], time.monotonic() - t0
+    return {"seconds": window, "updates_per_s": [rates(a, b, window)["updates_per_s"] for a, b in zip(before, after)],
+            "server_cores": (server_cpu_seconds(pid) - cpu0[0]) / window,
+            "browser_cores": (browser_cpu_seconds() - cpu0[1]) / window}
 
 
 def report(f: dict) -> str:
@@ -230,6 +256,10 @@ def report(f: dict) -> str:
         f"{min(f['memory_mib']):,.0f}-{max(f['memory_mib']):,.0f} MiB",
         f"  server threads: {f['threads_before_start']} before Start, peak {f['threads_peak']}, "
         f"{f['threads_after_close']} after the tabs closed",
+        *([f"  the server's side alone ({so['seconds']:.0f} s more, the pages fetching and decoding every update but "
+           f"drawing none): updates/s per session min {min(so['updates_per_s']):.1f}, max {max(so['updates_per_s']):.1f}; "
+           f"cores: server {so['server_cores']:.2f}, browser {so['browser_cores']:.2f}"]
+          if (so := f.get("server_only")) and so["updates_per_s"] else []),
         f"  tabs closed -> server idle after {f['idle_after_close_s']:.1f} s   (goal <= {CLOSE_GOAL_S:.0f} s)",
         f"  tracebacks in the server log {f['tracebacks_while_open']} while open, {f['tracebacks']} in all "
         f"(closing tabs), exception elements {f['exceptions_on_pages']}, page errors {len(f['page_errors'])}   (goal 0)",

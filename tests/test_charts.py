@@ -72,8 +72,25 @@ def test_density_1d_and_2d(snaps):
     assert np.all(z > 0)  # the rate's support
     assert np.sum(q[:-1] * np.diff(z)) == pytest.approx(1.0, abs=0.02)  # a density
     d2 = charts.density_figure(snaps["banana"])
-    assert [t["type"] for t in d2["data"]] == ["contour", "contour"]
+    assert [t["type"] for t in d2["data"]] == ["scatter", "scatter"]  # level lines, traced here (charts.level_lines)
     assert d2["data"][0]["name"] == "reference posterior (grid)"
+    assert all(np.isfinite(t["x"]).sum() > 20 for t in d2["data"])
+
+
+def test_level_lines_of_a_gaussian_are_its_ellipses_at_the_peak_fractions():
+    # exp(-(x^2/2 + y^2/8)): the level f * peak is the ellipse x^2/2 + y^2/8 = -ln f, each
+    # traced point on one of them; one closed ring per level, NaN between rings.
+    xs, ys = np.linspace(-6, 6, 121), np.linspace(-10, 10, 161)
+    X, Y = np.meshgrid(xs, ys)  # rows follow y
+    x, y = charts.level_lines(xs, ys, 3.0 * np.exp(-(X ** 2 / 2 + Y ** 2 / 8)))
+    ring = np.cumsum(np.isnan(x))
+    assert ring[-1] == len(charts.LEVEL_FRACTIONS) - 1
+    for k, f in enumerate(charts.LEVEL_FRACTIONS):
+        on = (ring == k) & ~np.isnan(x)
+        assert np.allclose(x[on] ** 2 / 2 + y[on] ** 2 / 8, -np.log(f), rtol=0.02, atol=0.01)
+    assert charts.level_lines(xs, ys, np.zeros_like(X))[0].size == 0  # no peak, no lines
+    assert charts.level_lines(xs, ys, np.full_like(X, np.nan))[0].size == 0
+
 
 
 @pytest.mark.parametrize("span", [1, 2, 3, 50, 5000])

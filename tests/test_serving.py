@@ -207,6 +207,7 @@ def test_a_preview_paused_before_its_program_is_built_stays_paused_while_recompu
         built.set()
         assert recomputing.wait(60), "the preview was not recomputed"
         assert trainer.status() is Status.PAUSED and trainer.busy and run.step == step
+        assert trainer.uncompiled_steps_kept() == 0  # no setting changed: they are being recomputed
         recomputed.set()
         _wait(lambda: not trainer.busy, timeout=60, what="the recomputed steps")
         assert trainer.status() is Status.PAUSED and run.step == step
@@ -234,11 +235,12 @@ def test_a_setting_changed_during_the_preview_keeps_its_steps_and_says_so(monkey
         trainer.start()
         _wait(lambda: trainer.compile_progress() is not None, what="the build to start")
         assert trainer.compile_progress().preview_steps > 0
+        assert trainer.uncompiled_steps_kept() == 0  # still to be recomputed
         trainer.update_settings(lr=0.01)
         built.set()
         _wait(lambda: run.step > run.preview_steps, timeout=120, what="compiled steps after the preview")
         assert run.preview_steps > 0 and trainer.recomputed_steps == 0
-        assert trainer.record()["preview_steps"] == run.preview_steps
+        assert trainer.record()["preview_steps"] == run.preview_steps == trainer.uncompiled_steps_kept()
     finally:
         built.set()
         trainer.close()
@@ -289,3 +291,21 @@ def test_compiled_programs_are_shared_and_hold_no_session_state():
     a.advance(500)
     np.testing.assert_array_equal(b.state.u.numpy(), u_b)  # one run's training leaves the other alone
     assert b.step == 0 and a.step == 500
+
+
+@pytest.mark.parametrize("model, follows", [("poisson-gamma", False), ("banana", False), ("eight-schools", True)])
+def test_fed_charts_rerun_their_fragment_only_for_a_view_that_follows_the_run(model, follows):
+    # Served with the chart feed, the chart fragment's periodic rerun (all six figures built,
+    # sent and drawn once more) is kept only where the view changes by itself: the parameters
+    # drawn of a family with many (eight schools' non-centred file: 10 latents) and the
+    # coordinates drawn of a latent in R^d.
+    from vizvi.model_file import register_model_files
+    from vizvi.ui.panels import view_follows_the_run
+
+    if model == "eight-schools":
+        model = register_model_files(["examples/eight_schools_noncentered.py"])[0].name
+    trainer = Trainer(Run(RunConfig(model=model, steps=10)))
+    try:
+        assert view_follows_the_run(trainer) is follows
+    finally:
+        trainer.close()

@@ -177,7 +177,7 @@ def density_figures(snap) -> dict:
         fig = density_figure(e)
         color = run_color(e.color)
         q = fig["data"][1]
-        q["colorscale"] = [[0, color], [1, color]]
+        q["line"] = dict(q["line"], color=color)
         q["name"] = f"q of #{e.number}"
         fig["layout"]["title"]["text"] = f"#{e.number}: q against the posterior"
         fig["layout"]["uirevision"] = f"cmp-q-{e.number}"

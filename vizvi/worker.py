@@ -304,6 +304,16 @@ class Trainer:
             return None
         return CompileProgress(time.monotonic() - started, engine.COMPILED.typical_seconds(), preview_steps)
 
+    def uncompiled_steps_kept(self) -> int:
+        """Preview steps that stay in the run for good: a live setting changed before the
+        compiled program could recompute them, so their draws are not those of a fresh run of
+        the page's URL. 0 while they are still to be recomputed (the program building, or a
+        paused run's steps being recomputed once it is built)."""
+        with self._lock:
+            run = self.run
+            kept = getattr(run, "preview_steps", 0)
+            return kept if kept and getattr(run, "settings_version", 0) else 0
+
     @property
     def running(self) -> bool:
         """True while training continuously."""

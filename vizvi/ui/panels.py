@@ -29,6 +29,10 @@ from vizvi.worker import Trainer, drawn_from_moments
 
 UPDATE_S = 0.1  # chart fragment period while training; a busy browser settles at a lower rate
 STATUS_S = 0.5  # status line fragment period: text needs no animation rate
+# ... where the charts come from the chart feed, which shows the newest step several times a
+# second: every fragment run is a script run on the server and a React pass in the browser,
+# and eight sessions' status lines at 0.5 s took a good part of a 2-core server (bench/load.py)
+FED_STATUS_S = 1.0
 BANNER_S = 2.0  # diagnosis fragment period: verdicts look at the last thousand steps anyway
 FIRST_CHUNK_WAIT_S = 0.2  # after Start on a compiled program, the script run waits this long at most for the first chunk
 # ... and, once the chart feed has sent it, this long before the page's full rerun: the browser
@@ -193,8 +197,10 @@ def serving_notes(trainer: Trainer) -> None:
                                    f"Meanwhile it trains uncompiled ({progress.preview_steps:,} steps so far); when the "
                                    f"compiled program is ready they are recomputed with it, so the run is exactly the one "
                                    f"its URL makes.")
-    left = getattr(trainer.run, "preview_steps", 0)
-    if progress is None and left:
+    # Not while a paused run's preview steps are being recomputed (its program just built):
+    # those are about to be replaced, and the page said a setting had changed when none had.
+    left = trainer.uncompiled_steps_kept()
+    if left:
         st.caption(f"The first {left:,} steps ran uncompiled, before the compiled program was ready, and a setting "
                    f"changed before they could be recomputed: their random draws differ from those of a fresh run "
                    f"of this page's URL.")
@@ -481,17 +487,31 @@ def live_panels(trainer: Trainer) -> None:
     while the run is busy (the reference while MCMC computes it); between the reference and the
     charts, the view's controls of a family with many parameters."""
     busy = trainer.busy
+    fed = live_feed.route_installed()
     _ss()[keys.LIVE_REFRESH] = busy
-    st.fragment(status_panel, run_every=STATUS_S if busy else None)()
+    st.fragment(status_panel, run_every=(FED_STATUS_S if fed else STATUS_S) if busy else None)()
     st.fragment(banner_panel, run_every=BANNER_S if busy else None)()
     _, job = trainer.reference_state()
     polling = job is not None and not job.done
     _ss()[keys.REFERENCE_REFRESH] = polling
     st.fragment(reference_panel, run_every=REFERENCE_POLL_S if polling else None)()
     view_controls(trainer)
-    # Fed charts fetch their updates themselves; the fragment then only follows the view (the
-    # parameters chosen automatically change with the diagnosis).
-    st.fragment(chart_panel, run_every=(BANNER_S if live_feed.route_installed() else UPDATE_S) if busy else None)()
+    # Fed charts fetch their updates themselves; the fragment then reruns only to follow a view
+    # that changes by itself. Each of its runs builds and sends all six figures, which the
+    # browser draws once more: every 2 s, with eight sessions on a 2-core server, that cost
+    # each a good part of its updates (bench/load.py).
+    if fed:
+        every = BANNER_S if view_follows_the_run(trainer) else None
+    else:
+        every = UPDATE_S
+    st.fragment(chart_panel, run_every=every if busy else None)()
+
+
+def view_follows_the_run(trainer: Trainer) -> bool:
+    """Whether the chart view can change by itself while the run trains: which parameters a
+    family with many draws (chosen with the diagnosis, ``shown_parameters``) and which
+    coordinates of a latent in R^d (``latent_view``'s default follows q)."""
+    return len(trainer.snapshot(diagnosis=False, density=False).names) > focus.MAX_SHOWN or drawn_from_moments(trainer.run)
 
 
 def reference_panel() -> None:

@@ -301,5 +301,18 @@ class PageBytesMeter:
 
 
 def wait_for(page, js: str, *, timeout_ms: int = 20_000, arg: Optional[object] = None) -> None:
-    """Wait until the JS predicate ``js`` (a function source) is truthy in the page."""
-    page.wait_for_function(js, arg=arg, timeout=timeout_ms, polling=50)
+    """Wait until the JS predicate ``js`` (a function source) is truthy in the page.
+
+    A predicate that throws counts as not yet true: Streamlit unmounts and remounts elements
+    during a rerun, so a graph a predicate reads can be missing (null) for a moment, and
+    Playwright would fail the wait at once on that. A timeout names the predicate's last error.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    tolerant = (f"(arg) => {{ try {{ return ({js})(arg); }} "
+                f"catch (e) {{ window.__vizviWaitError = String(e && e.message || e); return false; }} }}")
+    try:
+        page.wait_for_function(tolerant, arg=arg, timeout=timeout_ms, polling=50)
+    except PlaywrightTimeoutError as e:
+        error = page.evaluate("() => window.__vizviWaitError || null")
+        raise PlaywrightTimeoutError(f"{e}\n(the predicate's last error: {error})" if error else str(e)) from None

@@ -110,7 +110,17 @@ def test_dashboard_live_in_chromium(hard_timeout):
 
         # --- Pause stops updates and training; the other session keeps going ----------------
         a.get_by_role("button", name="Pause", exact=True).click()
+        # A run paused during its uncompiled preview (the server's warm-up may still be building
+        # the default) redraws each chart once more when the build ends and its steps are
+        # recomputed with the compiled program, at any time after the click (tests/test_serving
+        # covers it): the charts must be still from then on.
         time.sleep(1.5)
+        deadline, quiet_since, last = time.monotonic() + 120, time.monotonic(), _updates(a)
+        while time.monotonic() - quiet_since < 2.0 and time.monotonic() < deadline:
+            time.sleep(0.25)
+            now = _updates(a)
+            if now != last:
+                quiet_since, last = time.monotonic(), now
         paused_updates, (_, paused_steps) = _updates(a), _status(a)
         b_steps0 = _status(b)[1]
         still = sample_charts(a, expected=len(KEYS), seconds=1.5)

@@ -144,7 +144,7 @@ def chromium(*, headless: bool = True, timeout_ms: int = 30_000):
 # In-page sampler: every 20 ms, are ALL charts visible, and how many updates happened?
 # ------------------------------------------------------------------------------------------
 _SAMPLER_JS = r"""
-([selector, expected, ms]) => new Promise((resolve) => {
+([selector, expected, ms, minSamples, minFrames, capMs]) => new Promise((resolve) => {
   const visible = (el) => {
     if (!el || !el.isConnected) return false;
     const r = el.getBoundingClientRect();
@@ -187,9 +187,10 @@ _SAMPLER_JS = r"""
     requestAnimationFrame(frame);
   };
   requestAnimationFrame(frame);
-  tick();
-  const id = setInterval(tick, 20);
-  setTimeout(() => {
+  // The window lasts ms, and longer (up to capMs) until it holds minSamples timer samples
+  // and minFrames animation frames: a page busy drawing gets fewer of both per second.
+  let id = null;
+  const finish = () => {
     running = false;
     clearInterval(id);
     tick();
@@ -203,7 +204,14 @@ _SAMPLER_JS = r"""
     resolve({samples, allVisible, visibleFraction: samples ? allVisible / samples : 0,
              seconds, updates, remounts, maxGapMs: maxGap, charts: first.size,
              frames, frameVisibleFraction: frames ? framesVisible / frames : 0});
-  }, ms);
+  };
+  const every20ms = () => {
+    tick();
+    const elapsed = performance.now() - t0;
+    if ((elapsed >= ms && samples >= minSamples && frames >= minFrames) || elapsed >= capMs) finish();
+  };
+  tick();
+  id = setInterval(every20ms, 20);
 })
 """
 
@@ -228,13 +236,16 @@ class SampleResult:
 
 
 def start_sampling(page, *, expected: int, seconds: float = 4.0,
-                   selector: str = "[data-vizvi-chart]") -> None:
+                   selector: str = "[data-vizvi-chart]", min_samples: int = 0,
+                   min_frames: int = 0, max_seconds: Optional[float] = None) -> None:
     """Start the sampler of :func:`sample_charts` in the page without waiting for it.
 
     Lets the test act (click, zoom) while sampling; collect with :func:`finish_sampling`.
     """
+    cap = max_seconds if max_seconds is not None else seconds
     page.evaluate("([src, a]) => { window.__vizviSampling = eval(src)(a); }",
-                  [_SAMPLER_JS, [selector, expected, int(seconds * 1000)]])
+                  [_SAMPLER_JS, [selector, expected, int(seconds * 1000), min_samples, min_frames,
+                                 int(max(cap, seconds) * 1000)]])
 
 
 def finish_sampling(page) -> SampleResult:
@@ -250,8 +261,10 @@ def _to_result(r: dict) -> SampleResult:
 
 
 def sample_charts(page, *, expected: int, seconds: float = 4.0,
-                  selector: str = "[data-vizvi-chart]") -> SampleResult:
-    """Sample the page every 20 ms for ``seconds``.
+                  selector: str = "[data-vizvi-chart]", min_samples: int = 0,
+                  min_frames: int = 0, max_seconds: Optional[float] = None) -> SampleResult:
+    """Sample the page every 20 ms for ``seconds``, and on until the window holds
+    ``min_samples`` timer samples and ``min_frames`` animation frames (at most ``max_seconds``).
 
     A sample counts as visible only if at least ``expected`` charts match ``selector`` and
     every one is connected, has a nonzero box, and contains a displayed, nonzero
@@ -264,7 +277,8 @@ def sample_charts(page, *, expected: int, seconds: float = 4.0,
     visibility check also runs on every animation frame (``frames``,
     ``frame_visible_fraction``), i.e. on each state the browser could paint.
     """
-    start_sampling(page, expected=expected, seconds=seconds, selector=selector)
+    start_sampling(page, expected=expected, seconds=seconds, selector=selector,
+                   min_samples=min_samples, min_frames=min_frames, max_seconds=max_seconds)
     return finish_sampling(page)
 
 

@@ -67,10 +67,12 @@ def test_dashboard_live_in_chromium(hard_timeout):
 
         # --- live, flicker-free, growing ---------------------------------------------------
         before = _traces(a, "elbo")
-        result = sample_charts(a, expected=len(KEYS), seconds=4.0)
+        # A page busy drawing gets fewer samples a second: the window runs on until it has 20.
+        result = sample_charts(a, expected=len(KEYS), seconds=4.0, min_samples=20, min_frames=20,
+                               max_seconds=30.0)
         after = _traces(a, "elbo")
         assert result.charts == len(KEYS)
-        assert result.samples >= 20 and result.frames >= 20, result  # the sampler ran (a busy page gets fewer)
+        assert result.samples >= 20 and result.frames >= 20, result  # the sampler ran
         assert result.visible_fraction >= 0.98, result
         assert result.frame_visible_fraction >= 0.98, result
         assert result.remounts == 0, result

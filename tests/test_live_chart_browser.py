@@ -75,7 +75,8 @@ def test_live_charts_flicker_free_in_chromium(hard_timeout):
                        ".every(e => Number(e.dataset.updates) >= 4)", timeout_ms=15_000)
         len0 = _lengths(page)
         bytes0, frames0 = meter.snapshot()
-        result = sample_charts(page, expected=4, seconds=4.0)
+        result = sample_charts(page, expected=4, seconds=4.0, min_samples=50, min_frames=40,
+                               max_seconds=30.0)
         bytes1, frames1 = meter.snapshot()
         len1 = _lengths(page)
         rates = result.updates_per_second()

@@ -82,7 +82,8 @@ def test_a_model_file_trains_live_in_chromium_beside_a_broken_one(hard_timeout, 
                 mounts, still_since = now, time.monotonic()
         # --- live: every chart visible, never remounted; the per-step charts move ----------------
         before = _traces(a, "elbo")
-        result = sample_charts(a, expected=len(KEYS), seconds=4.0)
+        result = sample_charts(a, expected=len(KEYS), seconds=4.0, min_samples=20, min_frames=20,
+                               max_seconds=30.0)
         after = _traces(a, "elbo")
         assert result.charts == len(KEYS) and result.remounts == 0, result
         assert result.visible_fraction >= 0.98, result

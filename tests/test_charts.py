@@ -111,6 +111,27 @@ def test_axes_skip_the_tick_label_overflow_check(snaps):
         assert axes and all(a["ticklabeloverflow"] == "allow" for a in axes)
 
 
+@pytest.mark.parametrize("which", ["gamma", "banana"])
+def test_every_live_axis_has_its_type_so_plotly_does_not_guess_it_each_update(snaps, which):
+    for key, fig in charts.all_figures(snaps[which], log_axes=True).items():
+        axes = {k: v for k, v in fig["layout"].items() if k.startswith(("xaxis", "yaxis"))}
+        assert axes and all(a.get("type") in ("linear", "log") for a in axes.values()), (key, axes)
+
+
+def test_only_axes_of_numbers_are_typed_linear():
+    data = [{"type": "heatmap", "x": np.arange(3), "y": ["a", "b"], "z": [[1, 2, 3], [4, 5, 6]]},
+            {"type": "scatter", "x": [1.0, None, 2], "y": np.array([1, 2, 3], dtype=np.float32),
+             "xaxis": "x2", "yaxis": "y2"},
+            {"type": "scatter", "x": ["2026-01-01", "2026-01-02"], "y": [1, 2], "xaxis": "x3", "yaxis": "y2"}]
+    layout = {"xaxis": {}, "yaxis": {}, "xaxis2": {}, "yaxis2": {"type": "log"}, "xaxis3": {}, "xaxis4": {}}
+    out = charts.plotly_figure(data, layout)["layout"]
+    assert out["xaxis"]["type"] == "linear" and "type" not in out["yaxis"]  # names: a category axis
+    assert out["xaxis2"]["type"] == "linear" and out["yaxis2"]["type"] == "log"  # kept as set
+    assert "type" not in out["xaxis3"]  # strings: plotly.js decides (dates here)
+    assert out["xaxis4"]["type"] == "linear"  # no trace on it: what plotly.js makes of it anyway
+    go.Figure({"data": data, "layout": out})
+
+
 def test_smoothers():
     y = np.full(50, 3.0)
     np.testing.assert_allclose(charts.smooth(y, "ema", 10), 3.0)  # bias-corrected from step 1

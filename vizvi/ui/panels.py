@@ -30,9 +30,10 @@ from vizvi.worker import Trainer, drawn_from_moments
 UPDATE_S = 0.1  # chart fragment period while training; a busy browser settles at a lower rate
 STATUS_S = 0.5  # status line fragment period: text needs no animation rate
 # ... where the charts come from the chart feed, which shows the newest step several times a
-# second: every fragment run is a script run on the server and a React pass in the browser,
-# and eight sessions' status lines at 0.5 s took a good part of a 2-core server (bench/load.py)
-FED_STATUS_S = 1.0
+# second: every fragment run is a script run on the server and a React pass in the browser.
+# Eight sessions on a 2-core server, their pages not drawing (bench/load.py), got 1.5 chart
+# updates/s each with the status line every 0.5 s, 1.9 every 1 s and 2.7 every 2 s.
+FED_STATUS_S = 2.0
 BANNER_S = 2.0  # diagnosis fragment period: verdicts look at the last thousand steps anyway
 FIRST_CHUNK_WAIT_S = 0.2  # after Start on a compiled program, the script run waits this long at most for the first chunk
 # ... and, once the chart feed has sent it, this long before the page's full rerun: the browser

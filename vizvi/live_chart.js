@@ -171,6 +171,9 @@ function chartFor(p, key) {
 }
 
 function dispose(c) {
+  WAITING.delete(c);
+  c.pending = null;
+  settleDrawnWaiters();  // a feed waiting for this chart to be drawn goes on
   c.ro.disconnect();
   if (window.Plotly) window.Plotly.purge(c.plot);
   c.host.remove();
@@ -194,25 +197,78 @@ function themed(layout, c) {
   return out;
 }
 
-// Apply only the newest figure; updates that arrive while Plotly is drawing are coalesced,
-// so a slow browser drops intermediate frames instead of building a backlog.
-async function pump(c) {
-  if (c.busy) return;
+// Charts with a figure waiting to be drawn, in the order their figures arrived (a payload's
+// order: the ELBO first). One loop draws them, one chart per task: between two charts the
+// browser may paint and handle input. Drawn in one go, the six charts of an update are one
+// 100-200 ms task, during which nothing is painted: a run's first update (plotly.js's code
+// still cold in a fresh page) showed its ELBO only when the last chart was done.
+const WAITING = new Set();
+let drawing = false;
+
+// A task boundary: scheduler.yield() where the browser has it (Chromium), else a message
+// (a zero setTimeout in a loop is clamped to 4 ms).
+function yieldToBrowser() {
+  if (globalThis.scheduler && typeof scheduler.yield === "function") return scheduler.yield();
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => resolve();
+    channel.port2.postMessage(0);
+  });
+}
+
+// Apply only the newest figure; figures that arrive while a chart waits replace the one it
+// holds, so a slow browser drops intermediate frames instead of building a backlog.
+function queueDraw(c, figure) {
+  c.pending = figure;
+  WAITING.add(c);  // a chart already waiting keeps its place
+  drawWaiting();
+}
+
+async function drawWaiting() {
+  if (drawing) return;
+  drawing = true;
+  try {
+    while (WAITING.size) {
+      const c = WAITING.values().next().value;
+      WAITING.delete(c);
+      await draw(c);
+      settleDrawnWaiters();
+      await yieldToBrowser();
+    }
+  } finally {
+    drawing = false;
+  }
+}
+
+// Feeds waiting for their panel to be drawn (see `drawn`).
+const DRAWN_WAITERS = [];
+
+// Resolves once no chart of panel `p` has a figure waiting or being drawn.
+function drawn(p) {
+  if (idle(p)) return Promise.resolve();
+  return new Promise((resolve) => DRAWN_WAITERS.push({ p, resolve }));
+}
+
+function settleDrawnWaiters() {
+  for (let i = DRAWN_WAITERS.length - 1; i >= 0; i--) {
+    if (idle(DRAWN_WAITERS[i].p)) DRAWN_WAITERS.splice(i, 1)[0].resolve();
+  }
+}
+
+async function draw(c) {
+  const { plotly, body } = c.pending;
+  c.pending = null;
   c.busy = true;
   try {
-    while (c.pending) {
-      const { plotly, body } = c.pending;
-      c.pending = null;
-      const Plotly = await loadPlotly(plotly);
-      const fig = JSON.parse(DECODER.decode(body));
-      const config = Object.assign(
-        { displaylogo: false, toImageButtonOptions: { filename: c.key } },
-        fig.config || {});
-      await Plotly.react(c.plot, decodeArrays(fig.data || []), themed(fig.layout || {}, c), config);
-      c.updates += 1;
-      c.host.setAttribute("data-updates", String(c.updates));
-      c.msg.textContent = "";
-    }
+    const Plotly = await loadPlotly(plotly);
+    const fig = JSON.parse(DECODER.decode(body));
+    const config = Object.assign(
+      { displaylogo: false, toImageButtonOptions: { filename: c.key } },
+      fig.config || {});
+    await Plotly.react(c.plot, decodeArrays(fig.data || []), themed(fig.layout || {}, c), config);
+    c.updates += 1;
+    c.host.setAttribute("data-updates", String(c.updates));
+    c.msg.textContent = "";
   } catch (err) {
     console.error("vizvi live_chart:", err);
     c.msg.textContent = "Chart error: " + (err && err.message ? err.message : err);
@@ -260,8 +316,7 @@ function apply(p, head, body, feed) {
       // (data-updates counts the drawn): what the server delivered (bench/load.py).
       c.received += 1;
       c.host.setAttribute("data-received", String(c.received));
-      c.pending = { plotly: head.plotly, body: line };
-      pump(c);
+      queueDraw(c, { plotly: head.plotly, body: line });
     }
   }
 }
@@ -320,7 +375,7 @@ function follow(p, head) {
         // Ask for the one after it now, so that the server builds it while this one is drawn.
         next = request(f, head ? stampOf(head.stamp) : f.panel.stamp);
         if (head && !f.stopped) apply(f.panel, head, data.subarray(nl + 1), f.url);
-        while (!idle(f.panel)) await sleep(10);  // drawn before the next is applied: no backlog
+        await drawn(f.panel);  // drawn before the next is applied: no backlog
       } else {
         if (!res || res.status !== 204) await sleep(FEED_RETRY_MS);
         next = request(f, f.panel.stamp);

@@ -81,9 +81,10 @@ def start_and_measure(page, meter, charts: int, seconds: float) -> dict:
     time.sleep(2.0)
     # The update rate is counted with nothing else running in the page: the visibility sampler
     # forces a style and layout pass every 20 ms, a cost no user's page pays (profiled in the
-    # page: 6.6 updates/s sampled against 7.7 not). Here the unsampled window comes first, and in
+    # page: 6.6 updates/s sampled against 7.7 not). Here the unsampled window comes first: in
     # three bench runs it measured lower than the sampled one after it (8.0/8.9, 5.4/5.7,
-    # 4.0/5.3): the page may still be settling 2 s after the compile; not yet resolved.
+    # 4.0/5.3), in the next two, with the charts drawn one per task, higher (6.7/6.0,
+    # 9.6/7.4). Runs on this machine differ by up to a third; read the two windows together.
     steps0, t0 = step_count(page), time.perf_counter()
     bytes0, _ = meter.snapshot()
     updates0 = chart_updates(page)

@@ -224,11 +224,20 @@ function queueDraw(c, figure) {
   drawWaiting();
 }
 
+// A page in a background tab (or a minimised window) draws nothing: its charts keep their
+// newest figure and draw it when the page is shown again. Its feeds wait meanwhile (each waits
+// for its panel to be drawn before asking for more), so a class's hidden tabs cost the server
+// no updates and their laptops no drawing.
+const pageShown = () => document.visibilityState !== "hidden";
+document.addEventListener("visibilitychange", () => {
+  if (pageShown()) drawWaiting();
+});
+
 async function drawWaiting() {
   if (drawing) return;
   drawing = true;
   try {
-    while (WAITING.size) {
+    while (WAITING.size && pageShown()) {
       const c = WAITING.values().next().value;
       WAITING.delete(c);
       await draw(c);

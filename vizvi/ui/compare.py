@@ -396,10 +396,11 @@ def status_panel() -> None:
     t = trainer()
     _status_line(t.snapshot(diagnosis=False, density=False))
     panels.serving_notes(t)
+    change = panels.Slots(1)  # comes and goes while the fragment refreshes
     if t.changing:
-        st.info("Taking the change in: compiling the comparison's new layout while the other runs go on…", icon="⏳")
+        change.take().info("Taking the change in: compiling the comparison's new layout while the other runs go on…", icon="⏳")
     elif t.change_error:
-        st.error(f"{t.change_error}; the comparison continues as it was.")
+        change.take().error(f"{t.change_error}; the comparison continues as it was.")
     if _ss().get(keys.LIVE_REFRESH, False) and not t.busy:  # stopped on its own: settle the page
         _ss()[keys.LIVE_REFRESH] = False
         st.rerun(scope="app")
@@ -429,8 +430,9 @@ def runs_panel() -> None:
             if c3.button("Drop", key=f"cmp-drop-{e.number}", on_click=_on_drop, args=(e.number,),
                          disabled=snap.runs == 1, width="stretch", help="remove this run; the others go on"):
                 st.rerun(scope="app")
+            divergence = panels.Slots(1)  # comes while the fragment refreshes
             if e.divergence:
-                st.caption(f"#{e.number}: {e.divergence['message']}")
+                divergence.take().caption(f"#{e.number}: {e.divergence['message']}")
 
 
 def report_panel() -> None:

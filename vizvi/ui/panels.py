@@ -169,6 +169,28 @@ def _on_try_suggestion(changes: dict) -> None:
     _ss()[keys.PENDING_ACTION] = Action.RESET_AND_START.value
 
 
+class Slots:
+    """``count`` placeholders (``st.empty``) filled front to back, the rest left empty.
+
+    A fragment whose elements come and go draws the same number of elements on every run this
+    way, so an element that goes is replaced in place by an empty one. Left to Streamlit, an
+    element that a fragment run no longer draws is removed by the frontend's stale-element
+    cleanup at the end of the run, and that cleanup can miss when several fragments refresh at
+    once (streamlit#16708): on the run page the compile progress line stayed, frozen, up to
+    20 s after the status line beside it said "compiled in 8.7 s".
+    """
+
+    def __init__(self, count: int):
+        self._slots = [st.empty() for _ in range(count)]
+        self._taken = 0
+
+    def take(self):
+        """The next placeholder (IndexError past ``count``: a caller's count is its maximum)."""
+        slot = self._slots[self._taken]
+        self._taken += 1
+        return slot
+
+
 def _status_line(snap, trainer: Trainer) -> None:
     parts = [f"**{snap.status}**", f"step {snap.step:,}"]
     if snap.steps_per_s:
@@ -181,12 +203,14 @@ def _status_line(snap, trainer: Trainer) -> None:
 
 
 def serving_notes(trainer: Trainer) -> None:
-    """A queued trainer's place in line; a preview's compile progress; preview steps that stay."""
+    """A queued trainer's place in line; a preview's compile progress; preview steps that stay
+    (in ``Slots``: each comes and goes while the status fragment refreshes)."""
+    notes = Slots(3)
     place = trainer.queue_position()
     if place is not None:
         training, waiting = serving.ADMISSION.counts()
         limit = serving.ADMISSION.limit
-        st.info(f"**Queued:** this server trains at most {limit} run{'s' if limit != 1 else ''} at once and "
+        notes.take().info(f"**Queued:** this server trains at most {limit} run{'s' if limit != 1 else ''} at once and "
                 f"{'all are' if limit != 1 else 'it is'} busy "
                 f"({training} training, {waiting} waiting). This run starts by itself when a place is free: "
                 + ("it is next." if place == 1 else f"{place - 1} before it."), icon="⏳")
@@ -194,7 +218,7 @@ def serving_notes(trainer: Trainer) -> None:
     if progress is not None:
         of = f" of about {progress.typical_seconds:.0f} s" if progress.typical_seconds else ""
         fraction = min(progress.seconds / progress.typical_seconds, 0.99) if progress.typical_seconds else 0.0
-        st.progress(fraction, text=f"Compiling this configuration with XLA in the background: {progress.seconds:.1f} s{of}. "
+        notes.take().progress(fraction, text=f"Compiling this configuration with XLA in the background: {progress.seconds:.1f} s{of}. "
                                    f"Meanwhile it trains uncompiled ({progress.preview_steps:,} steps so far); when the "
                                    f"compiled program is ready they are recomputed with it, so the run is exactly the one "
                                    f"its URL makes.")
@@ -202,29 +226,32 @@ def serving_notes(trainer: Trainer) -> None:
     # those are about to be replaced, and the page said a setting had changed when none had.
     left = trainer.uncompiled_steps_kept()
     if left:
-        st.caption(f"The first {left:,} steps ran uncompiled, before the compiled program was ready, and a setting "
+        notes.take().caption(f"The first {left:,} steps ran uncompiled, before the compiled program was ready, and a setting "
                    f"changed before they could be recomputed: their random draws differ from those of a fresh run "
                    f"of this page's URL.")
 
 
 def _banners(snap) -> None:
+    # One slot per banner that can show at once (``Slots``): error, compiling, divergence,
+    # MAX_BANNERS stalls, the rest of them, the posterior check, finished.
+    slots = Slots(MAX_BANNERS + 6)
     if snap.error:
-        st.error(f"The run stopped on an internal error: {snap.error}. Press Reset to start again.")
+        slots.take().error(f"The run stopped on an internal error: {snap.error}. Press Reset to start again.")
     if snap.status is Status.COMPILING:
-        st.info("Compiling this configuration with XLA (first time only; the compiled program is shared by all sessions)…", icon="⏳")
+        slots.take().info("Compiling this configuration with XLA (first time only; the compiled program is shared by all sessions)…", icon="⏳")
     if snap.divergence:
-        st.error(f"Run paused: {snap.divergence['message']}", icon="🛑")
+        slots.take().error(f"Run paused: {snap.divergence['message']}", icon="🛑")
     offered = {}  # suggestion config -> the parameter whose banner offers it
     stalled = [(name, verdict) for name, verdict in snap.diagnosis.items() if verdict["status"].stalled]
     for name, verdict in stalled[:MAX_BANNERS]:
         suggestion = verdict.get("suggestion")
         same = offered.get(repr(suggestion["config"])) if suggestion else None
         if same:  # one fix for several parameters: said and offered once, on the first banner
-            st.warning(f"**{name}: {verdict['status']}.** {verdict['text']} **Try:** the same as for {same}.", icon="⚠️")
+            slots.take().warning(f"**{name}: {verdict['status']}.** {verdict['text']} **Try:** the same as for {same}.", icon="⚠️")
             continue
         if suggestion:
             offered[repr(suggestion["config"])] = name
-        cols = st.columns([5, 1])
+        cols = slots.take().container().columns([5, 1])
         cols[0].warning(f"**{name}: {verdict['status']}.** {verdict['text']}" + (f" **Try:** {suggestion['text']}." if suggestion else ""), icon="⚠️")
         if suggestion and cols[1].button("Try this", key=keys.try_suggestion(name), on_click=_on_try_suggestion,
                                          args=(suggestion["config"],), help="apply the suggestion to a fresh run", width="stretch"):
@@ -232,26 +259,26 @@ def _banners(snap) -> None:
             st.rerun(scope="app")
     rest = stalled[MAX_BANNERS:]
     if rest:  # tens of banners (a model file's latent) would push the charts off the page
-        st.warning(f"{len(rest)} more stalled: " + ", ".join(f"{name} ({verdict['status']})" for name, verdict in rest)
+        slots.take().warning(f"{len(rest)} more stalled: " + ", ".join(f"{name} ({verdict['status']})" for name, verdict in rest)
                    + ". The overview heatmap below shows every parameter.", icon="⚠️")
     if snap.step >= MIN_STEPS:  # before, q is where it started: nothing to judge yet
-        _posterior_check(snap.posterior_check)
+        _posterior_check(snap.posterior_check, slots.take())
     if snap.status is Status.FINISHED:
-        st.success(f"Finished {snap.step:,} steps.")
+        slots.take().success(f"Finished {snap.step:,} steps.")
 
 
-def _posterior_check(check: dict) -> None:
-    """What k-hat and the latent moments against the reference say of q as a whole (a warning
-    when k-hat is above the threshold or a latent is off the reference)."""
+def _posterior_check(check: dict, slot) -> None:
+    """What k-hat and the latent moments against the reference say of q as a whole, in ``slot``
+    (a warning when k-hat is above the threshold or a latent is off the reference)."""
     lines = check.get("lines") if check else None
     if not lines:
         return
     bad = (check.get("khat") is not None and check["khat"] > KHAT_THRESHOLD) or bool(check.get("off"))
     text = "**q against the target:** " + " ".join(lines)
     if bad:
-        st.warning(text, icon="🔎")
+        slot.warning(text, icon="🔎")
     else:
-        st.info(text, icon="🔎")
+        slot.info(text, icon="🔎")
 
 
 def status_panel(slot: session.Slot = session.RUN) -> None:
@@ -512,7 +539,8 @@ def view_follows_the_run(trainer: Trainer) -> bool:
     """Whether the chart view can change by itself while the run trains: which parameters a
     family with many draws (chosen with the diagnosis, ``shown_parameters``) and which
     coordinates of a latent in R^d (``latent_view``'s default follows q)."""
-    return len(trainer.snapshot(diagnosis=False, density=False).names) > focus.MAX_SHOWN or drawn_from_moments(trainer.run)
+    run = trainer.run
+    return len(run.family.param_names) > focus.MAX_SHOWN or drawn_from_moments(run)
 
 
 def reference_panel() -> None:

@@ -211,24 +211,24 @@ def serving_notes(trainer: Trainer) -> None:
         training, waiting = serving.ADMISSION.counts()
         limit = serving.ADMISSION.limit
         notes.take().info(f"**Queued:** this server trains at most {limit} run{'s' if limit != 1 else ''} at once and "
-                f"{'all are' if limit != 1 else 'it is'} busy "
-                f"({training} training, {waiting} waiting). This run starts by itself when a place is free: "
-                + ("it is next." if place == 1 else f"{place - 1} before it."), icon="⏳")
+                          f"{'all are' if limit != 1 else 'it is'} busy "
+                          f"({training} training, {waiting} waiting). This run starts by itself when a place is free: "
+                          + ("it is next." if place == 1 else f"{place - 1} before it."), icon="⏳")
     progress = trainer.compile_progress()
     if progress is not None:
         of = f" of about {progress.typical_seconds:.0f} s" if progress.typical_seconds else ""
         fraction = min(progress.seconds / progress.typical_seconds, 0.99) if progress.typical_seconds else 0.0
         notes.take().progress(fraction, text=f"Compiling this configuration with XLA in the background: {progress.seconds:.1f} s{of}. "
-                                   f"Meanwhile it trains uncompiled ({progress.preview_steps:,} steps so far); when the "
-                                   f"compiled program is ready they are recomputed with it, so the run is exactly the one "
-                                   f"its URL makes.")
+                                            f"Meanwhile it trains uncompiled ({progress.preview_steps:,} steps so far); when the "
+                                            f"compiled program is ready they are recomputed with it, so the run is exactly the one "
+                                            f"its URL makes.")
     # Not while a paused run's preview steps are being recomputed (its program just built):
     # those are about to be replaced, and the page said a setting had changed when none had.
     left = trainer.uncompiled_steps_kept()
     if left:
         notes.take().caption(f"The first {left:,} steps ran uncompiled, before the compiled program was ready, and a setting "
-                   f"changed before they could be recomputed: their random draws differ from those of a fresh run "
-                   f"of this page's URL.")
+                             f"changed before they could be recomputed: their random draws differ from those of a fresh run "
+                             f"of this page's URL.")
 
 
 def _banners(snap) -> None:
@@ -260,7 +260,7 @@ def _banners(snap) -> None:
     rest = stalled[MAX_BANNERS:]
     if rest:  # tens of banners (a model file's latent) would push the charts off the page
         slots.take().warning(f"{len(rest)} more stalled: " + ", ".join(f"{name} ({verdict['status']})" for name, verdict in rest)
-                   + ". The overview heatmap below shows every parameter.", icon="⚠️")
+                             + ". The overview heatmap below shows every parameter.", icon="⚠️")
     if snap.step >= MIN_STEPS:  # before, q is where it started: nothing to judge yet
         _posterior_check(snap.posterior_check, slots.take())
     if snap.status is Status.FINISHED:

@@ -1,6 +1,9 @@
 """Serving many sessions: admission (a queue beyond the limit), suspended trainers of closed tabs,
 the uncompiled preview while a program builds (recomputed to the compiled run), the warm-up."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -62,6 +65,40 @@ def test_the_limit_comes_from_the_arguments_then_the_environment():
         limit_from([], environ={"VIZVI_MAX_TRAINING": "0"})
     with pytest.raises(ConfigError, match="needs a number"):
         limit_from(["--max-training"], environ={})
+
+
+def test_the_server_nice_comes_from_the_environment():
+    assert serving.server_nice_from({}) == serving.SERVER_NICE
+    assert serving.server_nice_from({"VIZVI_SERVER_NICE": "0"}) == 0
+    assert serving.server_nice_from({"VIZVI_SERVER_NICE": "19"}) == 19
+    for bad in ("20", "-1", "low"):
+        with pytest.raises(ConfigError, match=f"VIZVI_SERVER_NICE must be a whole number from 0 to 19, got '{bad}'"):
+            serving.server_nice_from({"VIZVI_SERVER_NICE": bad})
+
+
+def test_the_server_lowers_its_scheduling_group_and_puts_it_back(tmp_path):
+    group = tmp_path / "autogroup"  # the format of Linux's /proc/<pid>/autogroup
+    group.write_text("/autogroup-42 nice 0\n")
+    restore = serving.yield_to_other_programs(10, autogroup=str(group))
+    assert group.read_text() == "10"
+    restore()
+    assert group.read_text() == "0"
+    group.write_text("/autogroup-42 nice 12\n")  # already lower: left alone
+    assert serving.yield_to_other_programs(10, autogroup=str(group)) is None
+    assert group.read_text() == "/autogroup-42 nice 12\n"
+    assert serving.yield_to_other_programs(0, autogroup=str(group)) is None  # VIZVI_SERVER_NICE=0
+    assert serving.yield_to_other_programs(10, autogroup=str(tmp_path / "missing")) is None  # no autogroup: unchanged
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/autogroup"), reason="the kernel has no autogroup (not Linux)")
+def test_a_server_process_really_lowers_its_own_group():
+    # In a session of its own (its own group), as the benches start the server: pytest's group is not touched.
+    code = ("from vizvi import serving; serving.yield_to_other_programs(10); "
+            "print(open('/proc/self/autogroup').read().split()[-1])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         start_new_session=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "10"
 
 
 class FakeTrainer:

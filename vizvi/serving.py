@@ -9,6 +9,8 @@
   reconnects finds its run paused where it was.
 - ``warm_up``: the default run and the presets' comparisons compiled in the background when
   the server starts (``python -m vizvi.serve``), so that the first Start finds them built.
+- ``yield_to_other_programs``: the server's process, training included, gives way to the other
+  programs of the machine that want the CPU, the browser drawing its charts first among them.
 
 The limit comes from ``--max-training N`` after ``--`` on the dashboard's command line, else
 the ``VIZVI_MAX_TRAINING`` environment variable, else ``DEFAULT_MAX_TRAINING``.
@@ -26,12 +28,15 @@ from typing import Callable, Optional, Sequence
 from vizvi.errors import ConfigError
 
 # Four trainers per core: on 2 cores (bench/load.py) eight sessions training flat out share the
-# training fairly (1.02x) in bounded memory; their charts' rate is then limited by the browsers
-# drawing them, about 0.8 updates/s each with all eight Chromium pages on the same two cores.
+# training fairly (1.02-1.10x) in bounded memory; their charts' rate is then limited by the
+# browsers drawing them, about 1.0-1.1 updates/s each with all eight Chromium pages on the same
+# two cores (3.1-3.4 served to each when the pages do not draw).
 DEFAULT_MAX_TRAINING = 4 * (os.cpu_count() or 1)
 ENV_MAX_TRAINING = "VIZVI_MAX_TRAINING"
 GRACE_S = 5.0  # a session disconnected this long has closed its tab (a reload reconnects within a second or two)
 WATCH_EVERY_S = 1.0
+SERVER_NICE = 5  # the server's scheduling group's niceness (``yield_to_other_programs``)
+ENV_SERVER_NICE = "VIZVI_SERVER_NICE"
 WARM_UP_DONE = "vizvi: warm-up done"  # the server log's line when the warm-up has ended (``WarmUp``)
 _log = logging.getLogger(__name__)
 
@@ -192,6 +197,68 @@ def _streamlit_session_connected(session_id: str) -> bool:
 
 
 SESSIONS = SessionWatch(_streamlit_session_connected)
+
+
+# -- the server gives way to the programs of the machine that want the CPU --------------------------
+_AUTOGROUP = "/proc/self/autogroup"
+
+
+def server_nice_from(environ=os.environ) -> int:
+    """The niceness of ``yield_to_other_programs``: ``VIZVI_SERVER_NICE`` (0 to 19; 0 leaves the
+    server's priority alone), else ``SERVER_NICE``. ConfigError naming the variable otherwise."""
+    value = environ.get(ENV_SERVER_NICE)
+    if value is None or value == "":
+        return SERVER_NICE
+    try:
+        nice = int(value)
+    except ValueError:
+        nice = -1
+    if not 0 <= nice <= 19:
+        raise ConfigError("server-nice", f"{ENV_SERVER_NICE} must be a whole number from 0 to 19, got {value!r}")
+    return nice
+
+
+def yield_to_other_programs(nice: int = SERVER_NICE, autogroup: str = _AUTOGROUP) -> Optional[Callable[[], None]]:
+    """Lower the CPU share of this process's scheduling group (Linux's autogroup: the process's
+    session) to ``nice``; return the call that puts the old niceness back (None if nothing changed).
+
+    Why: Linux shares the CPU equally between sessions that want it, whatever the niceness of
+    their threads, so a server training flat out kept a whole core of two from the browser on
+    the same machine (a user's ``make run``; the benches), whose page then drew fewer chart
+    updates than its drawing alone allowed: Chromium's main thread waited for the CPU 25-30% of
+    the time. In ``make bench`` (two runs each way, alternated), the group at nice 5 took the
+    slowest built-in model from 3.3-5.4 chart updates/s to 7.1-8.3 and the reference problem
+    from 9.1-10.2 to 10.2-11.2, while training while live went from 0.73-0.82x of the headless
+    engine to 0.63-0.68x (nice 10 gave the browser a little more and training 0.55x). Training
+    is the work that can wait; on a server of its own nothing else wants the CPU and nothing
+    changes. The threads' own niceness stays: a niced trainer that holds the GIL while the OS
+    leaves it waiting would stall the server's other threads (see ``WarmUp._work``); the whole
+    group's lower share has no such inversion.
+    """
+    if nice <= 0:
+        return None
+    try:
+        with open(autogroup) as f:
+            before = int(f.read().rsplit("nice", 1)[1])
+        if before >= nice:
+            return None
+        with open(autogroup, "w") as f:
+            f.write(str(nice))
+    except (OSError, ValueError, IndexError) as e:  # no autogroup (not Linux, or a kernel without it)
+        _log.info("vizvi: the server keeps its CPU priority (%s: %s)", autogroup, e)
+        return None
+    _log.info("vizvi: the server gives way to other programs wanting the CPU (scheduling group nice %d)", nice)
+
+    def restore() -> None:
+        # The group is the session's: under a terminal's `make run`, the shell's too, so it gets
+        # its niceness back when the server ends.
+        try:
+            with open(autogroup, "w") as f:
+                f.write(str(before))
+        except OSError:
+            pass
+
+    return restore
 
 
 # -- programs built when the server starts ------------------------------------------------------

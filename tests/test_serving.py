@@ -1,6 +1,7 @@
 """Serving many sessions: admission (a queue beyond the limit), suspended trainers of closed tabs,
 the uncompiled preview while a program builds (recomputed to the compiled run), the warm-up."""
 
+import errno
 import os
 import subprocess
 import sys
@@ -88,6 +89,24 @@ def test_the_server_lowers_its_scheduling_group_and_puts_it_back(tmp_path):
     assert group.read_text() == "/autogroup-42 nice 12\n"
     assert serving.yield_to_other_programs(0, autogroup=str(group)) is None  # VIZVI_SERVER_NICE=0
     assert serving.yield_to_other_programs(10, autogroup=str(tmp_path / "missing")) is None  # no autogroup: unchanged
+
+
+def test_a_change_the_kernel_refuses_for_now_is_tried_again(tmp_path, monkeypatch):
+    # Linux takes one autogroup change every 0.1 s, machine-wide: a second server starting at
+    # the same moment gets EAGAIN, and must not keep its priority for that.
+    group = tmp_path / "autogroup"
+    group.write_text("/autogroup-42 nice 0\n")
+    refusals = []
+
+    def opened(path, mode="r", *args, **kwargs):
+        if "w" in mode and len(refusals) < 2:
+            refusals.append(path)
+            raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
+        return open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(serving, "open", opened, raising=False)
+    assert serving.yield_to_other_programs(5, autogroup=str(group)) is not None
+    assert len(refusals) == 2 and group.read_text() == "5"
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/autogroup"), reason="the kernel has no autogroup (not Linux)")

@@ -18,6 +18,7 @@ the ``VIZVI_MAX_TRAINING`` environment variable, else ``DEFAULT_MAX_TRAINING``.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import threading
@@ -242,8 +243,7 @@ def yield_to_other_programs(nice: int = SERVER_NICE, autogroup: str = _AUTOGROUP
             before = int(f.read().rsplit("nice", 1)[1])
         if before >= nice:
             return None
-        with open(autogroup, "w") as f:
-            f.write(str(nice))
+        _set_group_nice(autogroup, nice)
     except (OSError, ValueError, IndexError) as e:  # no autogroup (not Linux, or a kernel without it)
         _log.info("vizvi: the server keeps its CPU priority (%s: %s)", autogroup, e)
         return None
@@ -253,12 +253,25 @@ def yield_to_other_programs(nice: int = SERVER_NICE, autogroup: str = _AUTOGROUP
         # The group is the session's: under a terminal's `make run`, the shell's too, so it gets
         # its niceness back when the server ends.
         try:
-            with open(autogroup, "w") as f:
-                f.write(str(before))
+            _set_group_nice(autogroup, before)
         except OSError:
             pass
 
     return restore
+
+
+def _set_group_nice(autogroup: str, nice: int, tries: int = 5) -> None:
+    """Write ``nice`` to the autogroup file; the kernel takes one change every 0.1 s, machine-wide
+    (EAGAIN otherwise: several servers starting at once), so a refused write is tried again."""
+    for attempt in range(tries):
+        try:
+            with open(autogroup, "w") as f:
+                f.write(str(nice))
+            return
+        except OSError as e:
+            if e.errno != errno.EAGAIN or attempt == tries - 1:
+                raise
+            time.sleep(0.12)
 
 
 # -- programs built when the server starts ------------------------------------------------------

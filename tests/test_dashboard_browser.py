@@ -237,3 +237,37 @@ def test_a_hidden_page_draws_nothing_and_asks_the_server_for_nothing(hard_timeou
         page.evaluate(_SET_HIDDEN_JS, False)
         wait_for(page, "(u) => [...document.querySelectorAll('[data-vizvi-chart]')]"
                        ".every(e => +e.dataset.updates >= (u[e.dataset.vizviChart] || 0) + 3)", arg=updates, timeout_ms=30_000)
+
+
+_ALERTS_JS = "() => [...document.querySelectorAll('[data-testid=stAlert]')].map(e => e.innerText)"
+
+
+def test_banners_refresh_with_the_status_line_while_training(hard_timeout):
+    # On a served page (charts from the feed) the status line and the diagnosis banners are one
+    # fragment refreshing every 2 s (panels.status_and_banner_panel): the banners must follow the
+    # run while it trains, not wait for a full rerun, and their "Try this" must still work.
+    with streamlit_app("dashboard.py", timeout=120, serve=True) as server, chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1200})
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"http://127.0.0.1:{server.port}/?speed=50&steps=1000000", timeout=90_000)
+        page.get_by_role("button", name="Start", exact=True).click()
+        # The default run stalls on the concentration within a few hundred steps (test_app.py).
+        wait_for(page, "() => [...document.querySelectorAll('[data-testid=stAlert]')]"
+                       ".some(e => e.innerText.includes('concentration: stalled'))", timeout_ms=150_000)
+        khat_lines, steps = set(), []
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline and not (len(khat_lines) >= 2 and len(set(steps)) >= 3):
+            state, step = _status(page)
+            assert state == "running", state
+            steps.append(step)
+            khat_lines |= {t for t in page.evaluate(_ALERTS_JS) if "PSIS k-hat" in t}
+            time.sleep(0.5)
+        assert len(set(steps)) >= 3, f"the status line did not follow the run: steps {sorted(set(steps))}"
+        # The k-hat estimate differs from one diagnosis to the next: a frozen banner keeps one.
+        assert len(khat_lines) >= 2, f"the banners did not refresh while training: {khat_lines}"
+        page.get_by_role("button", name="Try this").first.click()
+        wait_for(page, "() => new URLSearchParams(location.search).get('optimizer') === 'natural'", timeout_ms=30_000)
+        wait_for(page, "() => [...document.querySelectorAll('[data-testid=stMarkdownContainer]')]"
+                       ".some(e => /^running · step [1-9]/.test(e.innerText))", timeout_ms=60_000)
+        assert not errors, errors

@@ -238,9 +238,18 @@ def server_only_rates(opened: list, pid: int, seconds: float) -> dict:
             "browser_cores": (browser_cpu_seconds() - cpu0[1]) / window}
 
 
+def machine_ms_per_update(f: dict) -> float:
+    """CPU time of the whole machine (the server and every Chromium process) per chart update
+    drawn in any session over the window, in ms: what one update of a page's six charts costs
+    the two cores when the browsers share them with the server."""
+    drawn = sum(f["updates_per_s"])
+    return 1000.0 * (f["server_cores"] + f["browser_cores"]) / drawn if drawn > 0 else float("inf")
+
+
 def report(f: dict) -> str:
     """Human-readable lines with the goals."""
     ups, steps = f["updates_per_s"], f["steps_per_s"]
+    per_update = machine_ms_per_update(f)
     return "\n".join([
         f"load: {f['sessions']} browser sessions on one server (max {f['max_training']} training), "
         f"{f['seconds']:.0f} s, equal-cost configurations at maximum speed",
@@ -252,6 +261,8 @@ def report(f: dict) -> str:
         f"fastest/slowest {f['fairness']:.2f}x   (goal <= 2x)",
         f"  cores used over the window: server {f['server_cores']:.2f}, browser (all Chromium processes) "
         f"{f['browser_cores']:.2f}, of {f['cores']}",
+        f"  ... {per_update:.0f} ms of CPU per chart update drawn: 2 updates/s in each of the {f['sessions']} sessions "
+        f"would take {per_update * 2 * f['sessions'] / 1000:.1f} cores at that cost",
         f"  server memory: peak {f['peak_memory_mib']:,.0f} MiB; resident over the window "
         f"{min(f['memory_mib']):,.0f}-{max(f['memory_mib']):,.0f} MiB",
         f"  server threads: {f['threads_before_start']} before Start, peak {f['threads_peak']}, "

@@ -16,7 +16,8 @@ over ``seconds``:
   every browser were on its own machine, and the updates each session then gets are counted:
   what the server holds, apart from what eight pages drawing on its own two cores hold;
 - closed tabs: every context is closed and the server's CPU time is watched until it is idle
-  (its trainers suspended by ``vizvi.serving.SessionWatch``), which must happen within 30 s.
+  (its trainers suspended by ``vizvi.serving.SessionWatch``), which must happen within 30 s,
+  and the server's status (``/vizvi/status``) until it has no trainer thread left.
 
 ``make bench`` runs 8 sessions for 5 minutes (goals: no error, each >= 2 updates/s, fairness
 within 2x, idle within 30 s of the tabs closing); ``tests/test_load_browser.py`` a smaller
@@ -25,8 +26,10 @@ version with a queue.
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import urllib.request
 from dataclasses import dataclass, field
 
 from tests.browser_util import chromium, streamlit_app, wait_for
@@ -113,6 +116,22 @@ def wait_until_idle(pid: int, timeout: float, window: float = 1.0) -> float:
     return float("inf")
 
 
+def server_status(port: int) -> dict:
+    """The server's own account of what it is doing (``vizvi.serving.server_status``)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/vizvi/status", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def trainers_gone_after(port: int, since: float, timeout: float) -> float:
+    """Seconds from ``since`` (``time.monotonic()``) until the server on ``port`` has no trainer
+    thread left; ``inf`` if it still has one ``timeout`` seconds after ``since``."""
+    while server_status(port)["trainer_threads"] > 0:
+        if time.monotonic() - since > timeout:
+            return float("inf")
+        time.sleep(0.5)
+    return time.monotonic() - since
+
+
 @dataclass
 class Session:
     """One browser session: its context, page and the errors seen on it."""
@@ -195,9 +214,12 @@ def main(sessions: int = 8, seconds: float = 300.0, max_training: int = 8, every
         window_log = server.log()
         page_errors = [e for s in opened for e in s.errors]
         server_only = server_only_rates(opened, pid, server_only_seconds)
+        trainers_open = server_status(server.port)["trainer_threads"]
+        closed_at = time.monotonic()
         for s in opened:
             s.context.close()
         idle_after = wait_until_idle(pid, timeout=60.0)
+        trainers_gone = trainers_gone_after(server.port, closed_at, timeout=60.0)
         after = server_memory(pid)
         log = server.log()
     steps = [r["steps_per_s"] for r in per_session]
@@ -214,6 +236,7 @@ def main(sessions: int = 8, seconds: float = 300.0, max_training: int = 8, every
         "threads_before_start": before_start["threads"], "threads_peak": max(m["threads"] for m in memory),
         "threads_after_close": after["threads"],
         "idle_after_close_s": idle_after,
+        "trainer_threads_open": trainers_open, "trainer_threads_gone_s": trainers_gone,
         "server_cores": server_cores, "browser_cores": browser_cores, "cores": os.cpu_count(),
         "server_only": server_only,
         "tracebacks": log.count("Traceback"),
@@ -271,7 +294,8 @@ def report(f: dict) -> str:
            f"drawing none): updates/s per session min {min(so['updates_per_s']):.1f}, max {max(so['updates_per_s']):.1f}; "
            f"cores: server {so['server_cores']:.2f}, browser {so['browser_cores']:.2f}"]
           if (so := f.get("server_only")) and so["updates_per_s"] else []),
-        f"  tabs closed -> server idle after {f['idle_after_close_s']:.1f} s   (goal <= {CLOSE_GOAL_S:.0f} s)",
+        f"  tabs closed -> server idle after {f['idle_after_close_s']:.1f} s; its {f['trainer_threads_open']} trainer threads "
+        f"had all ended by {f['trainer_threads_gone_s']:.1f} s after the close   (goal <= {CLOSE_GOAL_S:.0f} s)",
         f"  tracebacks in the server log {f['tracebacks_while_open']} while open, {f['tracebacks']} in all "
         f"(closing tabs), exception elements {f['exceptions_on_pages']}, page errors {len(f['page_errors'])}   (goal 0)",
     ])

@@ -112,12 +112,15 @@ def test_install_route_puts_the_feed_first_in_the_app_streamlit_builds(monkeypat
     monkeypatch.setattr(starlette_server, "create_starlette_app",
                         lambda runtime: Starlette(routes=[Route("/{path:path}", lambda r: None)]))
     monkeypatch.setattr(live_feed, "_installed", False)
-    live_feed.install_route()
+    status = lambda request: None  # noqa: E731
+    live_feed.install_route(extra=[("/vizvi/status", status)])
     live_feed.install_route()  # once only
     app = starlette_server.create_starlette_app(object())
     assert live_feed.route_installed()
-    assert [r.path for r in app.router.routes] == ["/vizvi/feed/{token}", "/{path:path}"]
+    assert [r.path for r in app.router.routes] == ["/vizvi/feed/{token}", "/vizvi/status", "/{path:path}"]
+    assert app.router.routes[1].endpoint is status
     assert live_feed.url_path("/base/") == "/base/vizvi/feed/{token}"
+    assert live_feed.under_base("base", "/vizvi/status") == "/base/vizvi/status"
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,8 @@ their charts fetching their updates from the server's chart feed; the third queu
 the third, whose run then trains by itself; the first, started again, queues in turn. About
 30 s in all, with no traceback in the server's log, no exception on a page and no JS error;
 then every tab is closed and the server goes idle (its trainers suspended by
-``vizvi.serving.SessionWatch``) within 30 s. The sessions arrive once the server's warm-up has
+``vizvi.serving.SessionWatch``) within 30 s, its status (``/vizvi/status``) counting no trainer
+thread and no run training or queued. The sessions arrive once the server's warm-up has
 ended, as a class does at a server started beforehand: idle means the trainers stopped, not
 that the warm-up's compiles did. Rates are held to their goals by ``make bench``.
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import time
 
-from bench.load import CLOSE_GOAL_S, open_session, wait_until_idle
+from bench.load import CLOSE_GOAL_S, open_session, server_status, trainers_gone_after, wait_until_idle
 from tests.browser_util import chromium, streamlit_app, wait_for
 from vizvi.serving import WARM_UP_DONE
 
@@ -76,9 +77,22 @@ def test_three_sessions_two_places_a_queue_and_closed_tabs(hard_timeout):
             figures = s.figures()
             assert figures["exceptions"] == 0, f"session {s.index} shows an exception"
             assert not s.errors, f"session {s.index}: {s.errors[:3]}"
+        open_status = server_status(server.port)
+        assert (open_status["training"], open_status["queued"], open_status["max_training"]) == (2, 1, 2)
+        # One trainer thread per session with a run (a replaced trainer's may still be ending).
+        settle = time.monotonic() + 10.0
+        while open_status["trainer_threads"] != 3 and time.monotonic() < settle:
+            time.sleep(0.5)
+            open_status = server_status(server.port)
+        assert open_status["trainer_threads"] == 3, open_status
+        closed_at = time.monotonic()
         for s in sessions:
             s.context.close()
         idle_after = wait_until_idle(server.proc.pid, timeout=CLOSE_GOAL_S + 10)
+        trainers_gone = trainers_gone_after(server.port, closed_at, timeout=CLOSE_GOAL_S + 10)
+        closed_status = server_status(server.port)
         log = server.log()
     assert idle_after <= CLOSE_GOAL_S, f"the server still trained {idle_after} s after every tab closed"
+    assert trainers_gone <= CLOSE_GOAL_S, f"trainer threads were left {CLOSE_GOAL_S} s after every tab closed: {closed_status}"
+    assert (closed_status["training"], closed_status["queued"]) == (0, 0), closed_status
     assert "Traceback" not in log, log[-3000:]

@@ -1,6 +1,7 @@
 """Serving many sessions: admission (a queue beyond the limit), suspended trainers of closed tabs,
 the uncompiled preview while a program builds (recomputed to the compiled run), the warm-up."""
 
+import asyncio
 import errno
 import os
 import subprocess
@@ -207,6 +208,39 @@ def test_a_suspended_trainer_ends_its_thread_and_goes_on_when_started(trainers):
     step = t.run.step
     t.step(100)
     _wait(lambda: t.run.step == step + 100, what="the step")
+
+
+def test_the_server_status_counts_runs_training_queued_and_trainer_threads(trainers):
+    # Trainer threads are counted process-wide, and those of earlier tests may still be ending
+    # (never starting): hence bounds rather than a count taken before.
+    adm = Admission(1)
+    before = serving.server_status(adm)
+    assert (before.training, before.queued, before.max_training) == (0, 0, 1)
+    first, second = trainers(adm), trainers(adm)
+    first.start()
+    _wait(lambda: first.run.step > 0, what="the first trainer")
+    second.start()
+    _wait(lambda: second.queue_position() == 1, what="the second to queue")
+    now = serving.server_status(adm)
+    assert (now.training, now.queued) == (1, 1)
+    assert now.trainer_threads >= 2 and now.threads >= now.trainer_threads
+    assert now.resident_mib is None or now.resident_mib > 0
+    first.suspend()  # what a closed tab's session gets (SessionWatch): its thread ends
+    second.close()
+    _wait(lambda: not first.alive and not second.alive, timeout=10, what="the trainer threads to end")
+    after = serving.server_status(adm)
+    assert after.trainer_threads <= now.trainer_threads - 2
+    assert (after.training, after.queued) == (0, 0)
+
+
+def test_the_status_route_answers_json_never_cached():
+    import json
+
+    response = asyncio.run(serving.status_endpoint(None))
+    body = json.loads(response.body)
+    assert set(body) == set(serving.ServerStatus._fields)
+    assert body["max_training"] == serving.ADMISSION.limit and response.headers["cache-control"] == "no-store"
+    assert body["warm_up"] == serving.server_status().warm_up
 
 
 def test_a_trainer_started_before_its_program_is_built_previews_then_becomes_the_compiled_run():

@@ -32,7 +32,7 @@ import secrets
 import threading
 import time
 import weakref
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 PATH = "/vizvi/feed/"
 WAIT_S = 1.0  # a request with nothing new is answered (204) after this long
@@ -141,17 +141,23 @@ async def _endpoint(request):
     return Response(body, media_type="application/octet-stream", headers=headers)
 
 
+def under_base(base: str, path: str) -> str:
+    """``path`` under Streamlit's ``server.baseUrlPath`` ``base``."""
+    base = (base or "").strip("/")
+    return (f"/{base}" if base else "") + path
+
+
 def url_path(base: str) -> str:
     """The route's pattern under Streamlit's ``server.baseUrlPath`` ``base``."""
-    base = (base or "").strip("/")
-    return (f"/{base}" if base else "") + PATH + "{token}"
+    return under_base(base, PATH + "{token}")
 
 
-def install_route() -> None:
-    """Make the Streamlit server started later in this process answer ``PATH<token>``.
+def install_route(extra: Sequence[tuple] = ()) -> None:
+    """Make the Streamlit server started later in this process answer ``PATH<token>``, and each
+    ``(path, endpoint)`` of ``extra`` (GET; ``vizvi.serve`` adds the server's status).
 
     Wraps ``create_starlette_app`` where Streamlit's server module calls it (Streamlit 1.67,
-    the Starlette server) so that the application it builds gets this module's route first.
+    the Starlette server) so that the application it builds gets these routes first.
     """
     global _installed
     from starlette.routing import Route
@@ -164,8 +170,10 @@ def install_route() -> None:
 
     def create_starlette_app_with_feed(runtime):
         app = build(runtime)
-        route = Route(url_path(config.get_option("server.baseUrlPath")), _endpoint, methods=["GET"])
-        app.router.routes.insert(0, route)
+        base = config.get_option("server.baseUrlPath")
+        routes = [Route(url_path(base), _endpoint, methods=["GET"])]
+        routes += [Route(under_base(base, path), endpoint, methods=["GET"]) for path, endpoint in extra]
+        app.router.routes[0:0] = routes
         return app
 
     create_starlette_app_with_feed._vizvi_feed = True

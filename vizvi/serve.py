@@ -4,7 +4,9 @@ The same as ``streamlit run dashboard.py ...`` (every Streamlit option works the
 the dashboard's own options, ``--model-file`` and ``--max-training``, follow ``--``), plus
 ``vizvi.serving.warm_up``: the default run's and the presets' compiled programs are built in
 the background from the moment the server starts, not at the first Start, the live charts
-fetch their updates from a route of their own (``vizvi.live_feed``), and the server gives way
+fetch their updates from a route of their own (``vizvi.live_feed``), ``/vizvi/status`` says what
+the server is doing (JSON: runs training and queued, trainer threads, warm-up, memory; see
+``vizvi.serving.server_status``), and the server gives way
 to other programs wanting the CPU, a browser on the same machine first among them
 (``vizvi.serving.yield_to_other_programs``; ``VIZVI_SERVER_NICE=0`` keeps its priority). ``make run`` uses it.
 A different entry script can be given first (``python -m vizvi.serve other.py ...``).
@@ -42,7 +44,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if restore is not None:
         atexit.register(restore)
     serving.warm_up()  # a daemon thread; the dashboard's sessions share what it builds
-    live_feed.install_route()  # the charts fetch their updates beside Streamlit's websocket
+    # The charts fetch their updates beside Streamlit's websocket; whoever runs the server can ask
+    # what it is doing.
+    live_feed.install_route(extra=[(serving.STATUS_PATH, serving.status_endpoint)])
     from streamlit.web import cli
 
     cli.main(["run", script, *args], prog_name="streamlit")

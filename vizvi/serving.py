@@ -11,6 +11,10 @@
   the server starts (``python -m vizvi.serve``), so that the first Start finds them built.
 - ``yield_to_other_programs``: the server's process, training included, gives way to the other
   programs of the machine that want the CPU, the browser drawing its charts first among them.
+- ``server_status``: what the server is doing right now (runs training and queued, live trainer
+  threads, the warm-up, memory), which ``python -m vizvi.serve`` answers as JSON at
+  ``STATUS_PATH`` for whoever runs the server (a glance during a class, a load balancer's health
+  check, the load test's check that closed tabs leave no trainer thread behind).
 
 The limit comes from ``--max-training N`` after ``--`` on the dashboard's command line, else
 the ``VIZVI_MAX_TRAINING`` environment variable, else ``DEFAULT_MAX_TRAINING``.
@@ -24,14 +28,14 @@ import os
 import threading
 import time
 import weakref
-from typing import Callable, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 from vizvi.errors import ConfigError
 
 # Four trainers per core: on 2 cores (bench/load.py) eight sessions training flat out share the
-# training fairly (1.02-1.10x) in bounded memory; their charts' rate is then limited by the
-# browsers drawing them, about 1.0-1.1 updates/s each with all eight Chromium pages on the same
-# two cores (3.1-3.4 served to each when the pages do not draw).
+# training fairly (1.02-1.12x) in bounded memory; their charts' rate is then limited by the
+# browsers drawing them, 0.8-1.3 updates/s each with all eight Chromium pages on the same two
+# cores (3.1-4.2 served to each when the pages do not draw).
 DEFAULT_MAX_TRAINING = 4 * (os.cpu_count() or 1)
 ENV_MAX_TRAINING = "VIZVI_MAX_TRAINING"
 GRACE_S = 5.0  # a session disconnected this long has closed its tab (a reload reconnects within a second or two)
@@ -131,6 +135,7 @@ def limit_from(argv: Sequence[str], environ=os.environ) -> int:
 
 
 ADMISSION = Admission(DEFAULT_MAX_TRAINING)  # the process's; the dashboard sets its limit at start
+TRAINER_THREAD = "vizvi-trainer"  # the name of every trainer's thread (``vizvi.worker``), counted by ``server_status``
 
 
 class SessionWatch:
@@ -354,3 +359,56 @@ def warm_up() -> WarmUp:
         if _WARM_UP is None:
             _WARM_UP = WarmUp(warm_up_jobs())
         return _WARM_UP
+
+
+# -- what the server is doing ---------------------------------------------------------------------
+STATUS_PATH = "/vizvi/status"
+
+
+class ServerStatus(NamedTuple):
+    """What the server is doing right now (``server_status``; JSON at ``STATUS_PATH``)."""
+
+    training: int  # runs holding a place to train (``Admission``)
+    queued: int  # runs waiting for a place
+    max_training: int  # the limit of runs training at once
+    trainer_threads: int  # live trainer threads: one per session whose trainer is not suspended or closed
+    threads: int  # the process's Python threads in all
+    warm_up: str  # "not started", "building <what>" or "done in N s"
+    resident_mib: Optional[float]  # the process's resident memory (None where /proc is missing)
+
+
+def _warm_up_state() -> str:
+    warm = _WARM_UP
+    if warm is None:
+        return "not started"
+    if warm.done:
+        return f"done in {warm.seconds:.1f} s" + (f", {len(warm.failed)} failed" if warm.failed else "")
+    return f"building {warm.current}" if warm.current else "starting"
+
+
+def _resident_mib(status_file: str = "/proc/self/status") -> Optional[float]:
+    try:
+        with open(status_file) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def server_status(admission: Optional[Admission] = None) -> ServerStatus:
+    """What this process's server is doing now, with ``admission`` (default: the process's)."""
+    admission = ADMISSION if admission is None else admission
+    training, queued = admission.counts()
+    threads = threading.enumerate()
+    return ServerStatus(training=training, queued=queued, max_training=admission.limit,
+                        trainer_threads=sum(t.name == TRAINER_THREAD for t in threads), threads=len(threads),
+                        warm_up=_warm_up_state(), resident_mib=_resident_mib())
+
+
+async def status_endpoint(request):
+    """``GET STATUS_PATH``: ``server_status()`` as JSON, never cached."""
+    from starlette.responses import JSONResponse
+
+    return JSONResponse(server_status()._asdict(), headers={"Cache-Control": "no-store"})

@@ -206,7 +206,7 @@ class Trainer:
         new one."""
         self._stopping = False
         if self._thread is None and not self._closed:
-            self._thread = threading.Thread(target=self._loop, name="vizvi-trainer", daemon=True)
+            self._thread = threading.Thread(target=self._loop, name=serving.TRAINER_THREAD, daemon=True)
             self._thread.start()
 
     # -- commands (UI thread) -------------------------------------------------------------
